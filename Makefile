@@ -1,0 +1,75 @@
+# Stratus build. Targets:
+#   make            release binary build/release/stratus
+#   make asan       ASan+UBSan binary build/asan/stratus
+#   make test       unit tests under ASan+UBSan (ends with "N passed, N failed")
+#   make itest      integration tests with real clients against build/asan/stratus
+#   make check      gen-check + test + itest (what CI runs)
+#   make gen        regenerate src/kafka/gen/ from the Kafka JSON specs
+#   make gen-check  fail if the committed generated code drifted
+#   make fuzz       build and run the request-decoding libFuzzer target for FUZZ_SECONDS
+#   make bench      build the benchmark tool (bench/README.md)
+CC      ?= cc
+SPEC    ?= ../shared/kafka-protocol/spec
+PYTHON  ?= /usr/bin/python3
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+INC     := -Isrc
+LIBS    := -lpthread
+FUZZ_SECONDS ?= 60
+
+LIB_SRC := $(shell find src -name '*.c' ! -name 'main.c' | sort) $(wildcard src/broker/main.c)
+LIB_SRC := $(sort $(LIB_SRC) $(filter-out src/main.c,$(shell find src -name 'main.c')))
+MAIN_SRC := src/main.c
+TEST_SRC := $(sort $(wildcard tests/unit/*.c))
+
+release_CFLAGS := -O2 -g
+asan_CFLAGS    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+all: build/release/stratus
+
+define variant
+build/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CSTD) $$(WARN) $$(INC) $$($(1)_CFLAGS) -MMD -MP -c $$< -o $$@
+build/$(1)/libstratus.a: $$(LIB_SRC:%.c=build/$(1)/%.o)
+	@rm -f $$@
+	ar rcs $$@ $$^
+build/$(1)/stratus: build/$(1)/src/main.o build/$(1)/libstratus.a
+	$$(CC) $$($(1)_CFLAGS) -o $$@ $$^ $$(LIBS)
+build/$(1)/unit_tests: $$(TEST_SRC:%.c=build/$(1)/%.o) build/$(1)/libstratus.a
+	$$(CC) $$($(1)_CFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(eval $(call variant,release))
+$(eval $(call variant,asan))
+build/asan/tests/%.o build/release/tests/%.o: INC += -Itests/unit
+
+asan: build/asan/stratus
+
+test: build/asan/unit_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit_tests
+
+itest: build/asan/stratus
+	STRATUS_BIN=$(CURDIR)/build/asan/stratus $(PYTHON) tests/integration/run.py
+
+check: gen-check test itest
+
+gen:
+	$(PYTHON) tools/kafka_codegen.py --spec $(SPEC) --apis tools/kafka_apis.txt --out src/kafka/gen
+
+gen-check:
+	$(PYTHON) tools/kafka_codegen.py --spec $(SPEC) --apis tools/kafka_apis.txt --out src/kafka/gen --check
+
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined
+build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(LIB_SRC)
+	@mkdir -p build/fuzz
+	clang $(CSTD) $(WARN) $(INC) $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+
+fuzz: build/fuzz/fuzz_request
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus tests/fuzz/seeds
+
+clean:
+	rm -rf build
+
+.PHONY: all asan test itest check gen gen-check fuzz clean bench
+-include $(shell find build -name '*.d' 2>/dev/null)

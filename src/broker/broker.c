@@ -1,0 +1,438 @@
+/* Broker lifecycle: data directory (lock, meta.properties, clean-shutdown marker,
+ * producer-id blocks), listeners, timers and before-sleep work. */
+#define LOG_TOPIC "broker"
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/conn.h"
+#include "broker/dispatch.h"
+#include "broker/storage/plog.h"
+#include "broker/topic_store.h"
+#include "loop/loop.h"
+#include "loop/net.h"
+
+#define PRODUCER_ID_BLOCK 1000
+#define CLEAN_MARKER ".clean-shutdown"
+
+static int mkdir_p(const char *path)
+{
+        char *p = xstrdup(path);
+        int rc = 0;
+        for (char *s = p + 1; *s && rc == 0; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        rc = -errno;
+                *s = '/';
+        }
+        if (rc == 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
+                rc = -errno;
+        free(p);
+        return rc;
+}
+
+static char *read_small_file(const char *path)
+{
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return NULL;
+        char *text = xcalloc(1, 4096);
+        size_t n = fread(text, 1, 4095, f);
+        text[n] = '\0';
+        fclose(f);
+        return text;
+}
+
+/* The value of <key> in properties <text>, copied, or NULL. */
+static char *prop_get(const char *text, const char *key)
+{
+        size_t klen = strlen(key);
+        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+                        const char *v = line + klen + 1;
+                        return xstrndup(v, strcspn(v, "\r\n"));
+                }
+        }
+        return NULL;
+}
+
+/* meta.properties holds the cluster id and node id, like Kafka's, so a directory is
+ * never silently used by another node or cluster. */
+static int load_meta(struct broker *broker)
+{
+        char *path = xasprintf("%s/meta.properties", broker->data_dir);
+        char *text = read_small_file(path);
+        int rc = 0;
+        if (text) {
+                char *cluster = prop_get(text, "cluster.id");
+                char *node = prop_get(text, "node.id");
+                if (!cluster || !node) {
+                        log_error("%s is missing cluster.id or node.id", path);
+                        rc = -EINVAL;
+                } else if (atoi(node) != broker->cfg.node_id) {
+                        log_error("log.dirs %s belongs to node.id=%s, but this broker is node.id=%d",
+                                  broker->data_dir, node, broker->cfg.node_id);
+                        rc = -EINVAL;
+                } else if (broker->cfg.cluster_id[0] && strcmp(cluster, broker->cfg.cluster_id) != 0) {
+                        log_error("log.dirs %s belongs to cluster.id=%s, but cluster.id=%s is configured",
+                                  broker->data_dir, cluster, broker->cfg.cluster_id);
+                        rc = -EINVAL;
+                } else {
+                        broker->cluster_id = cluster;
+                        cluster = NULL;
+                }
+                free(cluster);
+                free(node);
+                free(text);
+                free(path);
+                return rc;
+        }
+        if (broker->cfg.cluster_id[0]) {
+                broker->cluster_id = xstrdup(broker->cfg.cluster_id);
+        } else {
+                /* 22 characters of URL-safe base64 from 16 random bytes, like Kafka's. */
+                static const char b64[] =
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                uint8_t raw[16];
+                if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+                        memset(raw, 7, sizeof(raw));
+                char id[23];
+                for (int i = 0; i < 22; i++) {
+                        int bit = i * 6;
+                        int v = (raw[bit / 8] << 8 | (bit / 8 + 1 < 16 ? raw[bit / 8 + 1] : 0)) >> (10 - bit % 8);
+                        id[i] = b64[v & 63];
+                }
+                id[22] = '\0';
+                broker->cluster_id = xstrdup(id);
+        }
+        char *out = xasprintf("# Written by stratus broker on first start\nversion=1\ncluster.id=%s\nnode.id=%d\n",
+                              broker->cluster_id, broker->cfg.node_id);
+        rc = write_file_atomic(path, out);
+        if (rc < 0)
+                log_error("cannot write %s: %s", path, strerror(-rc));
+        free(out);
+        free(path);
+        return rc;
+}
+
+static int reserve_producer_ids(struct broker *broker)
+{
+        char *path = xasprintf("%s/producer-ids", broker->data_dir);
+        char *text = xasprintf("next=%" PRId64 "\n", broker->producer_id_block_end + PRODUCER_ID_BLOCK);
+        int rc = write_file_atomic(path, text);
+        if (rc == 0)
+                broker->producer_id_block_end += PRODUCER_ID_BLOCK;
+        else
+                log_error("cannot reserve producer ids path=%s: %s", path, strerror(-rc));
+        free(text);
+        free(path);
+        return rc;
+}
+
+static void load_producer_ids(struct broker *broker)
+{
+        char *path = xasprintf("%s/producer-ids", broker->data_dir);
+        char *text = read_small_file(path);
+        char *next = text ? prop_get(text, "next") : NULL;
+        /* Ids up to the reserved end may have been handed out before a crash: start
+         * after it. */
+        broker->next_producer_id = next ? strtoll(next, NULL, 10) : 0;
+        broker->producer_id_block_end = broker->next_producer_id;
+        free(next);
+        free(text);
+        free(path);
+}
+
+int64_t broker_alloc_producer_id(struct broker *broker)
+{
+        if (broker->next_producer_id >= broker->producer_id_block_end) {
+                int rc = reserve_producer_ids(broker);
+                if (rc < 0)
+                        return rc;
+        }
+        return broker->next_producer_id++;
+}
+
+static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+        struct listener *l = arg;
+        for (int i = 0; i < 64; i++) {
+                int cfd = net_accept(fd);
+                if (cfd == -EAGAIN)
+                        return;
+                if (cfd < 0) {
+                        log_warn("accept failed listener=%s: %s", l->name, strerror(-cfd));
+                        return;
+                }
+                conn_accept(l->broker, l, cfd);
+        }
+}
+
+/* Parses "NAME://host:port" into <l>. */
+static int parse_listener(const char *spec, struct listener *l, char *err, size_t err_len)
+{
+        const char *sep = strstr(spec, "://");
+        if (!sep) {
+                snprintf(err, err_len, "listeners: \"%s\" is not NAME://host:port", spec);
+                return -EINVAL;
+        }
+        char host[256];
+        int port;
+        if (net_parse_hostport(sep + 3, host, sizeof(host), &port) < 0) {
+                snprintf(err, err_len, "listeners: \"%s\" is not NAME://host:port", spec);
+                return -EINVAL;
+        }
+        l->name = xstrndup(spec, (size_t)(sep - spec));
+        if (strcmp(l->name, "SSL") == 0 || strncmp(l->name, "SASL_", 5) == 0) {
+                snprintf(err, err_len, "listeners: %s is not supported yet; use PLAINTEXT", l->name);
+                return -EINVAL;
+        }
+        l->host = xstrdup(host);
+        l->port = port;
+        l->fd = -1;
+        return 0;
+}
+
+static int setup_listeners(struct broker *broker)
+{
+        char err[512];
+        char *specs = xstrdup(broker->cfg.listeners);
+        int rc = 0;
+        char *save = NULL;
+        for (char *s = strtok_r(specs, ", ", &save); s && rc == 0; s = strtok_r(NULL, ", ", &save)) {
+                broker->listeners = xrealloc(broker->listeners,
+                                             (size_t)(broker->nlisteners + 1) * sizeof(*broker->listeners));
+                struct listener *l = &broker->listeners[broker->nlisteners];
+                memset(l, 0, sizeof(*l));
+                l->fd = -1;
+                rc = parse_listener(s, l, err, sizeof(err));
+                if (rc < 0) {
+                        free(l->name);
+                        free(l->host);
+                        log_error("%s", err);
+                        break;
+                }
+                broker->nlisteners++;
+                l->broker = broker;
+                l->fd = net_listen(l->host, l->port, 1024);
+                if (l->fd < 0) {
+                        rc = l->fd;
+                        log_error("cannot listen on %s: %s", s, strerror(-rc));
+                        break;
+                }
+                l->port = net_local_port(l->fd);
+                rc = loop_add_fd(broker->loop, l->fd, LOOP_READABLE, on_accept, l);
+        }
+        free(specs);
+        if (rc < 0)
+                return rc;
+        if (broker->nlisteners == 0) {
+                log_error("listeners: no listener configured");
+                return -EINVAL;
+        }
+        /* Advertised addresses: advertised.listeners by name, else the listener itself. */
+        char hostname[256] = "localhost";
+        gethostname(hostname, sizeof(hostname) - 1);
+        for (int i = 0; i < broker->nlisteners; i++) {
+                struct listener *l = &broker->listeners[i];
+                l->advertised_host = xstrdup(l->host[0] && strcmp(l->host, "0.0.0.0") != 0 ? l->host : hostname);
+                l->advertised_port = l->port;
+        }
+        if (broker->cfg.advertised_listeners[0]) {
+                specs = xstrdup(broker->cfg.advertised_listeners);
+                save = NULL;
+                for (char *s = strtok_r(specs, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
+                        struct listener adv = { 0 };
+                        if (parse_listener(s, &adv, err, sizeof(err)) < 0) {
+                                log_error("advertised.%s", err);
+                                rc = -EINVAL;
+                        } else {
+                                bool found = false;
+                                for (int i = 0; i < broker->nlisteners; i++) {
+                                        struct listener *l = &broker->listeners[i];
+                                        if (strcmp(l->name, adv.name) != 0)
+                                                continue;
+                                        found = true;
+                                        free(l->advertised_host);
+                                        l->advertised_host = xstrdup(adv.host);
+                                        l->advertised_port = adv.port ? adv.port : l->port;
+                                }
+                                if (!found) {
+                                        log_error("advertised.listeners: %s names no listener in listeners", s);
+                                        rc = -EINVAL;
+                                }
+                        }
+                        free(adv.name);
+                        free(adv.host);
+                }
+                free(specs);
+        }
+        for (int i = 0; i < broker->nlisteners && rc == 0; i++)
+                log_info("listening listener=%s addr=%s:%d advertised=%s:%d", broker->listeners[i].name,
+                         broker->listeners[i].host[0] ? broker->listeners[i].host : "*",
+                         broker->listeners[i].port, broker->listeners[i].advertised_host,
+                         broker->listeners[i].advertised_port);
+        return rc;
+}
+
+static void before_sleep(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        if (broker->sync_waiters)
+                produce_sync_waiters(broker);
+        if (broker->data_appended) {
+                broker->data_appended = false;
+                fetch_wake_waiters(broker);
+        }
+        conn_free_closed(broker);
+}
+
+void broker_notify_append(struct broker *broker)
+{
+        broker->data_appended = true;
+}
+
+static void for_each_partition(struct broker *broker, void (*fn)(struct broker *, struct topic *, int32_t))
+{
+        const char *key;
+        void *value;
+        for (size_t it = 0; map_next(&broker->topics, &it, &key, &value);) {
+                struct topic *topic = value;
+                for (int32_t p = 0; p < topic->partition_count; p++)
+                        fn(broker, topic, p);
+        }
+}
+
+static void retention_one(struct broker *broker, struct topic *topic, int32_t p)
+{
+        int n = plog_enforce_retention(topic->partitions[p], clock_wall_ms());
+        if (n > 0)
+                log_info("retention deleted segments=%d topic=%s partition=%d", n, topic->name, p);
+}
+
+static void on_retention_timer(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        for_each_partition(broker, retention_one);
+        loop_add_timer(loop, broker->cfg.log_retention_check_interval_ms, on_retention_timer, broker);
+}
+
+static void flush_one(struct broker *broker, struct topic *topic, int32_t p)
+{
+        if (!topic->unflushed[p])
+                return;
+        int rc = plog_sync(topic->partitions[p]);
+        if (rc < 0)
+                log_error("fsync failed topic=%s partition=%d: %s", topic->name, p, strerror(-rc));
+        else
+                topic->unflushed[p] = 0;
+}
+
+static void on_flush_timer(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        for_each_partition(broker, flush_one);
+        loop_add_timer(loop, broker->cfg.log_flush_interval_ms, on_flush_timer, broker);
+}
+
+static void on_idle_timer(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        conn_sweep_idle(broker, loop_now_ms(loop));
+        int64_t every = MIN(broker->cfg.connections_max_idle_ms / 2 + 1, 10000);
+        loop_add_timer(loop, every, on_idle_timer, broker);
+}
+
+int broker_start(struct broker *broker, struct loop *loop)
+{
+        broker->loop = loop;
+        broker->data_dir = xstrdup(broker->cfg.log_dirs);
+        map_init(&broker->topics);
+        int rc = mkdir_p(broker->data_dir);
+        if (rc < 0) {
+                log_error("cannot create log.dirs %s: %s", broker->data_dir, strerror(-rc));
+                return rc;
+        }
+        char *lock = xasprintf("%s/.lock", broker->data_dir);
+        int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        free(lock);
+        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+                log_error("log.dirs %s is in use by another broker (cannot lock %s/.lock)",
+                          broker->data_dir, broker->data_dir);
+                if (lfd >= 0)
+                        close(lfd);
+                return -EBUSY;
+        }
+        /* The lock fd stays open (and locked) for the life of the process. */
+        rc = load_meta(broker);
+        if (rc < 0)
+                return rc;
+        char *marker = xasprintf("%s/%s", broker->data_dir, CLEAN_MARKER);
+        bool clean = access(marker, F_OK) == 0;
+        if (clean)
+                unlink(marker);
+        free(marker);
+        load_producer_ids(broker);
+        rc = topics_load(broker, !clean);
+        if (rc < 0)
+                return rc;
+        rc = setup_listeners(broker);
+        if (rc < 0)
+                return rc;
+        loop_before_sleep(loop, before_sleep, broker);
+        loop_add_timer(loop, broker->cfg.log_retention_check_interval_ms, on_retention_timer, broker);
+        loop_add_timer(loop, MIN(broker->cfg.connections_max_idle_ms / 2 + 1, 10000), on_idle_timer, broker);
+        if (broker->cfg.log_flush_interval_ms > 0)
+                loop_add_timer(loop, broker->cfg.log_flush_interval_ms, on_flush_timer, broker);
+        broker->started = true;
+        log_info("broker started node.id=%d cluster.id=%s log.dirs=%s", broker->cfg.node_id,
+                 broker->cluster_id, broker->data_dir);
+        return 0;
+}
+
+void broker_stop(struct broker *broker)
+{
+        while (broker->conns)
+                conn_close(broker->conns, "shutdown");
+        conn_free_closed(broker);
+        for (int i = 0; i < broker->nlisteners; i++) {
+                struct listener *l = &broker->listeners[i];
+                if (l->fd >= 0) {
+                        loop_del_fd(broker->loop, l->fd);
+                        close(l->fd);
+                }
+                free(l->name);
+                free(l->host);
+                free(l->advertised_host);
+        }
+        free(broker->listeners);
+        broker->listeners = NULL;
+        broker->nlisteners = 0;
+        if (broker->data_dir) {
+                topics_close(broker);
+        }
+        if (broker->started) {
+                char *marker = xasprintf("%s/%s", broker->data_dir, CLEAN_MARKER);
+                if (write_file_atomic(marker, "clean\n") == 0)
+                        log_info("broker stopped cleanly");
+                free(marker);
+        }
+        free(broker->data_dir);
+        free(broker->cluster_id);
+        broker->data_dir = NULL;
+        broker->cluster_id = NULL;
+}

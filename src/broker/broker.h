@@ -1,0 +1,99 @@
+/* The broker context passed down to every handler (no global): configuration, the
+ * loop, the topic catalog, connections and the waiters for long-poll fetches and
+ * group-committed produces. Loop thread only. */
+#ifndef STRATUS_BROKER_BROKER_H
+#define STRATUS_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/map.h"
+#include "broker/config.h"
+#include "kafka/wire.h"
+
+struct loop;
+struct conn;
+struct request;
+struct plog;
+
+/* A listener from listeners=NAME://host:port, and where clients are told to connect. */
+struct listener {
+        char *name;           /* PLAINTEXT */
+        char *host;           /* bind host ("" = all) */
+        int port;             /* bound port (resolved when 0 was asked for) */
+        char *advertised_host;
+        int advertised_port;
+        int fd;
+        struct broker *broker;
+};
+
+struct topic {
+        char *name;
+        struct kafka_uuid id;
+        int32_t partition_count;
+        struct plog **partitions;  /* partition_count entries */
+        struct map configs;        /* topic-level overrides: key -> heap string value */
+        int64_t *unflushed;        /* per partition: messages appended since the last fsync */
+};
+
+struct broker {
+        struct broker_config cfg;
+        struct loop *loop;
+        char *data_dir;        /* log.dirs */
+        char *cluster_id;
+        struct listener *listeners;
+        int nlisteners;
+        struct map topics;     /* name -> struct topic */
+        struct conn *conns;    /* doubly linked list of open connections */
+        int nconns;
+        struct conn *closed;   /* connections closed this iteration, freed before sleep */
+        struct request *fetch_waiters;   /* long-poll fetches, linked through req->next */
+        struct request *sync_waiters;    /* produces waiting for the group-commit fsync */
+        bool data_appended;              /* something was appended this iteration */
+        int64_t next_producer_id;        /* next id InitProducerId hands out */
+        int64_t producer_id_block_end;   /* ids below this are reserved on disk */
+        bool stopping;
+        bool started;          /* fully started: a stop may write the clean-shutdown marker */
+};
+
+/* Opens the data directory, loads topics (recovering logs after an unclean shutdown),
+ * binds the listeners and registers with <loop>. Returns 0 or -errno (logged). */
+int broker_start(struct broker *broker, struct loop *loop);
+/* Closes connections, syncs and closes every log, writes the clean-shutdown marker. */
+void broker_stop(struct broker *broker);
+
+/* The topic named <name, len>, or NULL. */
+struct topic *broker_topic(struct broker *broker, const char *name, size_t len);
+/* The partition log of <topic>/<partition>, or NULL when out of range. */
+struct plog *broker_partition(struct broker *broker, struct topic *topic, int32_t partition);
+
+/* Creates a topic with <partitions> partitions and the topic-level <configs> (NULL-
+ * terminated key/value pairs, already validated). Returns 0, -EEXIST, or -errno. */
+int broker_create_topic(struct broker *broker, const char *name, int32_t partitions,
+                        const char *const *configs, struct topic **out);
+int broker_delete_topic(struct broker *broker, struct topic *topic);
+/* Adds partitions so that <topic> has <total>. Returns 0 or -errno. */
+int broker_add_partitions(struct broker *broker, struct topic *topic, int32_t total);
+
+/* The effective value of topic-level key <topic_key> for <topic> (override or broker
+ * default) formatted into <out>; returns true if it is a topic override. */
+bool broker_topic_config(struct broker *broker, const struct topic *topic, const char *topic_key,
+                         char *out, size_t out_len);
+
+/* Checks a topic name the Kafka way (1-249 chars of [a-zA-Z0-9._-], not "." or "..").
+ * Returns NULL, or a message saying what is wrong. */
+const char *broker_check_topic_name(const char *name, size_t len);
+
+/* Every topic-level config key, NULL-terminated (for DescribeConfigs, CreateTopics). */
+const char *const *broker_topic_config_names(void);
+
+/* Validates topic-level <key>=<value>; returns 0 or -EINVAL with <err>. */
+int broker_check_topic_config(const char *key, const char *value, char *err, size_t err_len);
+
+/* Allocates a producer id (blocks of ids are reserved durably). Returns >= 0 or -errno. */
+int64_t broker_alloc_producer_id(struct broker *broker);
+
+/* Wakes long-poll fetches after data was appended (called by produce). */
+void broker_notify_append(struct broker *broker);
+
+#endif

@@ -1,0 +1,142 @@
+/* The handler table and the request lifecycle. */
+#define LOG_TOPIC "protocol"
+#include "broker/dispatch.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "kafka/errors.h"
+#include "loop/loop.h"
+
+struct handler {
+        handler_fn *fn;
+};
+
+static const struct handler handlers[KAFKA_API_KEY_MAX + 1] = {
+        [KAFKA_API_PRODUCE] = { handle_produce },
+        [KAFKA_API_FETCH] = { handle_fetch },
+        [KAFKA_API_LIST_OFFSETS] = { handle_list_offsets },
+        [KAFKA_API_METADATA] = { handle_metadata },
+        [KAFKA_API_API_VERSIONS] = { handle_api_versions },
+        [KAFKA_API_CREATE_TOPICS] = { handle_create_topics },
+        [KAFKA_API_DELETE_TOPICS] = { handle_delete_topics },
+        [KAFKA_API_DELETE_RECORDS] = { handle_delete_records },
+        [KAFKA_API_INIT_PRODUCER_ID] = { handle_init_producer_id },
+        [KAFKA_API_DESCRIBE_CONFIGS] = { handle_describe_configs },
+        [KAFKA_API_CREATE_PARTITIONS] = { handle_create_partitions },
+        [KAFKA_API_DESCRIBE_CLUSTER] = { handle_describe_cluster },
+};
+
+/* Decoded data may take at most this multiple of the frame (plus a floor). */
+#define ARENA_FACTOR 16
+#define ARENA_FLOOR (64 * 1024)
+
+void request_free(struct request *req)
+{
+        if (!req)
+                return;
+        loop_cancel_timer(req->broker->loop, req->timer);
+        kafka_arena_deinit(&req->arena);
+        kafka_arena_deinit(&req->out);
+        free(req->frame);
+        free(req);
+}
+
+static void request_complete(struct request *req)
+{
+        struct conn *conn = req->conn;
+        ASSERT(conn && conn->inflight == req);
+        conn->inflight = NULL;
+        request_free(req);
+        conn_request_done(conn);
+}
+
+void request_respond(struct request *req, const void *resp)
+{
+        struct conn *conn = req->conn;
+        int16_t version = req->hdr.api_version;
+        /* ApiVersions always answers with response header v0; a too-new ApiVersions gets
+         * a v0 body (the handler asked for it by leaving the version out of range). */
+        bool flexible = req->api->key != KAFKA_API_API_VERSIONS &&
+                        kafka_api_is_flexible(req->api, version);
+        if (req->api->key == KAFKA_API_API_VERSIONS && version > req->api->max_version)
+                version = 0;
+        size_t start = kafka_response_begin(&conn->w, req->hdr.correlation_id, flexible);
+        req->api->encode_response(&conn->w, version, resp);
+        kafka_response_finish(&conn->w, start);
+        request_complete(req);
+}
+
+void *request_alloc(struct request *req, int32_t count, size_t size)
+{
+        if (count <= 0)
+                return NULL;
+        return kafka_arena_alloc(&req->out, (size_t)count * size);
+}
+
+struct kafka_str request_str(struct request *req, const char *s)
+{
+        size_t len = strlen(s);
+        char *p = kafka_arena_alloc(&req->out, len + 1);
+        memcpy(p, s, len + 1);
+        struct kafka_str k = { p, (int32_t)len };
+        return k;
+}
+
+void request_no_response(struct request *req)
+{
+        request_complete(req);
+}
+
+int dispatch_request(struct conn *conn, uint8_t *frame, size_t len)
+{
+        struct broker *broker = conn->broker;
+        struct request *req = xcalloc(1, sizeof(*req));
+        req->broker = broker;
+        req->conn = conn;
+        req->frame = frame;
+        req->frame_len = len;
+        req->received_ms = loop_now_ms(broker->loop);
+        kafka_arena_init(&req->arena, len * ARENA_FACTOR + ARENA_FLOOR);
+        kafka_arena_init(&req->out, SIZE_MAX);
+        req->body = kafka_reader_from(frame, len, &req->arena);
+        if (kafka_request_header_decode(&req->body, &req->hdr) < 0) {
+                log_warn("closing peer=%s: malformed request header (%zu bytes)", conn->peer, len);
+                request_free(req);
+                return -EPROTO;
+        }
+        int16_t key = req->hdr.api_key, version = req->hdr.api_version;
+        req->api = kafka_api_find(key);
+        if (!req->api || key < 0 || key > KAFKA_API_KEY_MAX || !handlers[key].fn) {
+                log_warn("closing peer=%s: unsupported api_key=%d version=%d", conn->peer, key, version);
+                request_free(req);
+                return -EPROTO;
+        }
+        if ((version < req->api->min_version || version > req->api->max_version) &&
+            key != KAFKA_API_API_VERSIONS) {
+                log_warn("closing peer=%s: unsupported %s version %d (served: %d-%d)", conn->peer,
+                         req->api->name, version, req->api->min_version, req->api->max_version);
+                request_free(req);
+                return -EPROTO;
+        }
+        log_debug("request peer=%s api=%s v=%d corr=%d size=%zu", conn->peer, req->api->name, version,
+                  req->hdr.correlation_id, len);
+        conn->inflight = req;
+        int rc = handlers[key].fn(req);
+        if (rc < 0) {
+                log_warn("closing peer=%s: malformed %s v%d request (%zu bytes)", conn->peer,
+                         req->api->name, version, len);
+                if (conn->inflight == req) {
+                        conn->inflight = NULL;
+                        request_free(req);
+                }
+                return rc;
+        }
+        return 0;
+}
