@@ -86,13 +86,16 @@ int plog_segment_count(const struct plog *log);
  * that contains <offset>, from one segment, at most <max_bytes> but always at least one
  * whole batch when there is one. *<out> gets the segment's fd, position and length, and
  * a reference (out->ref/out->release) that keeps the fd open until released, even if the
- * segment is deleted meanwhile. out->len is 0 at the end of the log.
- * Returns 0, or -ERANGE when <offset> is below the log start or above the end. */
+ * segment is deleted meanwhile. out->len is 0 at the end of the log (out->release is
+ * NULL then: there is nothing to release).
+ * Returns 0, -ERANGE when <offset> is below the log start or above the end, or another
+ * negative errno when the segment cannot be read (-EBADMSG: corrupt there). */
 int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, struct kafka_file_slice *out);
 
 /* ListOffsets by time: the offset and timestamp of the first record whose timestamp is
  * >= <timestamp_ms> (exact within uncompressed batches; the batch's base offset for
- * compressed ones). Returns 0, or -ENOENT when no record is that late. */
+ * compressed ones). Returns 0, -ENOENT when no record is that late, or another negative
+ * errno on a read failure. */
 int plog_offset_for_timestamp(struct plog *log, int64_t timestamp_ms, int64_t *offset,
                               int64_t *found_timestamp_ms);
 
@@ -106,8 +109,9 @@ int plog_delete_records(struct plog *log, int64_t offset);
 
 /* Deletes closed segments past retention by time (largest timestamp older than
  * now - retention_ms) and by size (oldest first while the log is over retention_bytes),
- * and rolls the active segment when log.roll.ms has passed. Returns the number of
- * segments deleted. */
+ * and rolls the active segment when log.roll.ms has passed (or when it is itself past
+ * time retention, so that it can go too). Also forgets producers idle for longer than
+ * producer_expiration_ms. Returns the number of segments deleted. */
 int plog_enforce_retention(struct plog *log, int64_t now_ms);
 
 #endif

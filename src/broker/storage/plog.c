@@ -1,0 +1,686 @@
+/* The partition log: an ordered list of segments (the last one active), the log start
+ * offset, and the producer state. Opening, appending and rolling, reads, timestamp
+ * lookups, DeleteRecords and retention. */
+#include "broker/storage/plog.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_TOPIC "storage"
+#include "base/log.h"
+
+#include "base/alloc.h"
+#include "base/clock.h"
+#include "broker/storage/fileio.h"
+#include "broker/storage/producer_state.h"
+#include "broker/storage/segment.h"
+#include "kafka/errors.h"
+#include "kafka/record.h"
+
+#define START_OFFSET_FILE "log-start-offset"
+#define SNAPSHOTS_KEPT 2 /* the newest, and one to fall back on if it is torn */
+
+struct plog {
+        char *dir;
+        struct plog_config cfg;
+        struct segment **segs; /* oldest first; the last one is active */
+        int nsegs;
+        int cap_segs;
+        int64_t start_offset;
+        int64_t size_bytes; /* sum of the segments' sizes */
+        struct producer_state producers;
+        struct producer_undo undo; /* scratch for plog_append() */
+        int64_t *snapshots;        /* offsets of snapshot files on disk, ascending */
+        int nsnapshots;
+};
+
+static struct segment *active(const struct plog *log)
+{
+        return log->segs[log->nsegs - 1];
+}
+
+static void push_segment(struct plog *log, struct segment *seg)
+{
+        if (log->nsegs == log->cap_segs) {
+                log->cap_segs = log->cap_segs ? log->cap_segs * 2 : 4;
+                log->segs = xrealloc(log->segs, (size_t)log->cap_segs * sizeof(*log->segs));
+        }
+        log->segs[log->nsegs++] = seg;
+        log->size_bytes += seg->size_bytes;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+static void forget_snapshot(struct plog *log, int i)
+{
+        char *path = producer_snapshot_path(log->dir, log->snapshots[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+                log_warn("snapshot delete failed path=%s err=%s", path, strerror(errno));
+        free(path);
+        memmove(&log->snapshots[i], &log->snapshots[i + 1],
+                (size_t)(log->nsnapshots - i - 1) * sizeof(*log->snapshots));
+        log->nsnapshots--;
+}
+
+/* Writes the producer state as the snapshot at <offset> and keeps only the newest. */
+static int take_snapshot(struct plog *log, int64_t offset)
+{
+        int err = producer_state_write_snapshot(&log->producers, log->dir, offset);
+        if (err)
+                return err;
+        int i = 0;
+        while (i < log->nsnapshots && log->snapshots[i] < offset)
+                i++;
+        if (i == log->nsnapshots || log->snapshots[i] != offset) {
+                log->snapshots = xrealloc(log->snapshots,
+                                          (size_t)(log->nsnapshots + 1) * sizeof(*log->snapshots));
+                memmove(&log->snapshots[i + 1], &log->snapshots[i],
+                        (size_t)(log->nsnapshots - i) * sizeof(*log->snapshots));
+                log->snapshots[i] = offset;
+                log->nsnapshots++;
+        }
+        while (log->nsnapshots > SNAPSHOTS_KEPT)
+                forget_snapshot(log, 0);
+        return 0;
+}
+
+struct replay_ctx {
+        struct producer_state *producers;
+        int64_t from_offset; /* batches below were in the snapshot */
+        int64_t now_ms;      /* last activity for batches without a timestamp */
+};
+
+static int replay_batch(void *arg, const struct record_batch_header *h)
+{
+        struct replay_ctx *ctx = arg;
+        if (h->base_offset >= ctx->from_offset)
+                producer_state_replay(ctx->producers, h,
+                                      h->max_timestamp >= 0 ? h->max_timestamp : ctx->now_ms);
+        return 0;
+}
+
+/* Loads the newest valid snapshot at or below the log end, then replays the batch
+ * headers after it. */
+static int load_producers(struct plog *log)
+{
+        int64_t end = plog_end_offset(log), from = log->segs[0]->base_offset;
+        while (log->nsnapshots > 0 && log->snapshots[log->nsnapshots - 1] > end) {
+                log_warn("snapshot past log end deleted offset=%" PRId64 " end=%" PRId64,
+                         log->snapshots[log->nsnapshots - 1], end);
+                forget_snapshot(log, log->nsnapshots - 1);
+        }
+        while (log->nsnapshots > 0) {
+                int64_t offset = log->snapshots[log->nsnapshots - 1];
+                int err = producer_state_read_snapshot(&log->producers, log->dir, offset);
+                if (err == 0) {
+                        from = MAX(from, offset);
+                        break;
+                }
+                log_warn("snapshot ignored offset=%" PRId64 " err=%s", offset, strerror(-err));
+                forget_snapshot(log, log->nsnapshots - 1);
+        }
+        struct replay_ctx ctx = { &log->producers, from, clock_wall_ms() };
+        for (int i = 0; i < log->nsegs; i++) {
+                struct segment *seg = log->segs[i];
+                if (seg->end_offset <= from)
+                        continue;
+                int err = segment_for_each_batch(seg, MAX(from, seg->base_offset), replay_batch,
+                                                 &ctx);
+                if (err == -EBADMSG)
+                        log_warn("producer replay stopped at corrupt data path=%s", seg->path);
+                else if (err)
+                        return err;
+        }
+        while (log->nsnapshots > SNAPSHOTS_KEPT)
+                forget_snapshot(log, 0);
+        return 0;
+}
+
+/* ---- log start offset file ------------------------------------------------------ */
+
+static int write_start_offset(struct plog *log, int64_t offset)
+{
+        char *path = xasprintf("%s/%s", log->dir, START_OFFSET_FILE);
+        char *text = xasprintf("%" PRId64 "\n", offset);
+        int err = fileio_replace(log->dir, path, text, strlen(text));
+        free(text);
+        free(path);
+        return err;
+}
+
+/* Returns the persisted log start offset, or -1 when there is none (or it is garbage). */
+static int64_t read_start_offset(struct plog *log)
+{
+        char *path = xasprintf("%s/%s", log->dir, START_OFFSET_FILE);
+        int64_t offset = -1;
+        int fd = fileio_open(path, O_RDONLY, 0);
+        if (fd >= 0) {
+                char text[32];
+                size_t got;
+                int err = fileio_pread(fd, text, sizeof(text) - 1, 0, &got);
+                close(fd);
+                char *end = NULL;
+                if (!err) {
+                        text[got] = '\0';
+                        errno = 0;
+                        offset = strtoll(text, &end, 10);
+                }
+                if (err || end == text || *end != '\n' || errno || offset < 0) {
+                        log_warn("log start offset file ignored path=%s", path);
+                        offset = -1;
+                }
+        } else if (fd != -ENOENT) {
+                log_warn("log start offset file unreadable path=%s err=%s", path, strerror(-fd));
+        }
+        free(path);
+        return offset;
+}
+
+/* ---- opening and closing -------------------------------------------------------- */
+
+/* Parses "<20 digits>.<suffix>". Returns the suffix, or NULL. */
+static const char *parse_name(const char *name, int64_t *offset)
+{
+        int64_t v = 0;
+        for (int i = 0; i < 20; i++) {
+                if (name[i] < '0' || name[i] > '9')
+                        return NULL;
+                if (v > (INT64_MAX - (name[i] - '0')) / 10)
+                        return NULL;
+                v = v * 10 + (name[i] - '0');
+        }
+        if (name[20] != '.')
+                return NULL;
+        *offset = v;
+        return name + 21;
+}
+
+struct dir_listing {
+        int64_t *logs; /* segment base offsets */
+        int nlogs;
+};
+
+static void add_offset(int64_t **arr, int *n, int64_t offset)
+{
+        *arr = xrealloc(*arr, (size_t)(*n + 1) * sizeof(**arr));
+        (*arr)[(*n)++] = offset;
+}
+
+static void remove_file(const struct plog *log, const char *name, const char *why)
+{
+        char *path = xasprintf("%s/%s", log->dir, name);
+        log_warn("file deleted path=%s reason=%s", path, why);
+        if (unlink(path) < 0 && errno != ENOENT)
+                log_warn("file delete failed path=%s err=%s", path, strerror(errno));
+        free(path);
+}
+
+static bool has_offset(const int64_t *arr, int n, int64_t offset)
+{
+        return n > 0 && bsearch(&offset, arr, (size_t)n, sizeof(*arr), cmp_i64) != NULL;
+}
+
+/* Lists segments and snapshots in the directory, deleting leftovers of ours (temporary
+ * files, index files without a segment) and warning about foreign files. */
+static int list_dir(struct plog *log, struct dir_listing *ls)
+{
+        DIR *d = opendir(log->dir);
+        if (!d)
+                return -errno;
+        char **stray = NULL;
+        int nstray = 0;
+        struct dirent *de;
+        errno = 0;
+        while ((de = readdir(d)) != NULL) {
+                const char *name = de->d_name;
+                int64_t offset = 0;
+                const char *suffix = parse_name(name, &offset);
+                if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, START_OFFSET_FILE))
+                        continue;
+                size_t len = strlen(name);
+                if (len > 4 && !strcmp(name + len - 4, ".tmp") &&
+                    (suffix || !strncmp(name, START_OFFSET_FILE, strlen(START_OFFSET_FILE)))) {
+                        remove_file(log, name, "temporary");
+                } else if (suffix && !strcmp(suffix, "log")) {
+                        add_offset(&ls->logs, &ls->nlogs, offset);
+                } else if (suffix && (!strcmp(suffix, "index") || !strcmp(suffix, "timeindex"))) {
+                        stray = xrealloc(stray, (size_t)(nstray + 1) * sizeof(*stray));
+                        stray[nstray++] = xstrdup(name);
+                } else if (suffix && !strcmp(suffix, "snapshot")) {
+                        add_offset(&log->snapshots, &log->nsnapshots, offset);
+                } else {
+                        log_warn("unknown file ignored dir=%s name=%s", log->dir, name);
+                }
+                errno = 0;
+        }
+        int err = errno ? -errno : 0;
+        closedir(d);
+        if (ls->nlogs > 1)
+                qsort(ls->logs, (size_t)ls->nlogs, sizeof(*ls->logs), cmp_i64);
+        if (log->nsnapshots > 1)
+                qsort(log->snapshots, (size_t)log->nsnapshots, sizeof(*log->snapshots), cmp_i64);
+        for (int i = 0; i < nstray; i++) {
+                int64_t offset = 0;
+                parse_name(stray[i], &offset);
+                if (!err && !has_offset(ls->logs, ls->nlogs, offset))
+                        remove_file(log, stray[i], "no segment");
+                free(stray[i]);
+        }
+        free(stray);
+        return err;
+}
+
+static void delete_oldest(struct plog *log, const char *reason);
+
+static void free_log(struct plog *log)
+{
+        for (int i = 0; i < log->nsegs; i++)
+                segment_free(log->segs[i]);
+        free(log->segs);
+        producer_state_deinit(&log->producers);
+        producer_undo_deinit(&log->undo);
+        free(log->snapshots);
+        free(log->dir);
+        free(log);
+}
+
+struct plog *plog_open(const char *dir, const struct plog_config *cfg, bool recover, int *err)
+{
+        *err = fileio_mkdirs(dir);
+        if (*err)
+                return NULL;
+        struct plog *log = xcalloc(1, sizeof(*log));
+        log->dir = xstrdup(dir);
+        log->cfg = *cfg;
+        producer_state_init(&log->producers);
+        producer_undo_init(&log->undo);
+        struct dir_listing ls = { NULL, 0 };
+        *err = list_dir(log, &ls);
+        int64_t persisted_start = read_start_offset(log);
+        for (int i = 0; !*err && i < ls.nlogs; i++) {
+                int64_t next_base = i + 1 < ls.nlogs ? ls.logs[i + 1] : -1;
+                struct segment *seg = segment_open(dir, ls.logs[i], next_base, recover,
+                                                   cfg->index_interval_bytes, err);
+                if (seg)
+                        push_segment(log, seg);
+        }
+        if (!*err && log->nsegs == 0) {
+                struct segment *seg = segment_create(dir, MAX(persisted_start, 0), err);
+                if (seg)
+                        push_segment(log, seg);
+                if (!*err)
+                        *err = fileio_fsync_dir(dir);
+        }
+        free(ls.logs);
+        if (!*err) {
+                log->start_offset = MIN(MAX(log->segs[0]->base_offset, persisted_start),
+                                        plog_end_offset(log));
+                /* a crash may have come between persisting the start and deleting */
+                while (log->nsegs > 1 && log->segs[0]->end_offset <= log->start_offset)
+                        delete_oldest(log, "below-log-start");
+                *err = load_producers(log);
+        }
+        if (*err) {
+                log_error("log open failed dir=%s err=%s", dir, strerror(-*err));
+                free_log(log);
+                return NULL;
+        }
+        log_info("log opened dir=%s segments=%d start_offset=%" PRId64 " end_offset=%" PRId64
+                 " producers=%zu recover=%d",
+                 dir, log->nsegs, log->start_offset, plog_end_offset(log), log->producers.count,
+                 recover);
+        return log;
+}
+
+void plog_close(struct plog *log)
+{
+        if (!log)
+                return;
+        int err = segment_seal(active(log));
+        if (!err)
+                err = take_snapshot(log, plog_end_offset(log));
+        if (err)
+                log_error("log close failed dir=%s err=%s", log->dir, strerror(-err));
+        free_log(log);
+}
+
+int plog_destroy(struct plog *log)
+{
+        char *dir = xstrdup(log->dir);
+        free_log(log);
+        int err = fileio_remove_tree(dir);
+        if (err)
+                log_error("log remove failed dir=%s err=%s", dir, strerror(-err));
+        else
+                log_info("log deleted dir=%s", dir);
+        free(dir);
+        return err;
+}
+
+void plog_set_config(struct plog *log, const struct plog_config *cfg)
+{
+        log->cfg = *cfg;
+}
+
+/* ---- appending ------------------------------------------------------------------ */
+
+/* Closes the active segment and starts a new one at the log end. */
+static int roll(struct plog *log, int64_t now_ms)
+{
+        struct segment *old = active(log);
+        int err = segment_seal(old);
+        if (err) {
+                log_error("segment sync failed path=%s err=%s", old->path, strerror(-err));
+                return err;
+        }
+        struct segment *seg = segment_create(log->dir, old->end_offset, &err);
+        if (!err)
+                err = fileio_fsync_dir(log->dir);
+        if (err) {
+                log_error("segment roll failed dir=%s err=%s", log->dir, strerror(-err));
+                if (seg)
+                        segment_delete(seg);
+                return err;
+        }
+        push_segment(log, seg);
+        producer_state_expire(&log->producers, now_ms, log->cfg.producer_expiration_ms);
+        take_snapshot(log, seg->base_offset); /* best effort: replay covers a missing one */
+        log_info("segment rolled dir=%s base_offset=%" PRId64 " prev_bytes=%" PRId64, log->dir,
+                 seg->base_offset, old->size_bytes);
+        return 0;
+}
+
+static int maybe_roll(struct plog *log, size_t len, int64_t count, int64_t now_ms)
+{
+        struct segment *seg = active(log);
+        if (seg->size_bytes == 0)
+                return 0;
+        bool full = log->cfg.segment_bytes > 0 &&
+                    seg->size_bytes + (int64_t)len > log->cfg.segment_bytes;
+        bool old = log->cfg.segment_ms > 0 && now_ms - seg->rolling_base_ms > log->cfg.segment_ms;
+        /* index entries hold 32-bit relative offsets and positions */
+        bool overflow = seg->end_offset + count - 1 - seg->base_offset > INT32_MAX ||
+                        seg->size_bytes + (int64_t)len > UINT32_MAX;
+        return full || old || overflow ? roll(log, now_ms) : 0;
+}
+
+/* Checks the structure of the record set; returns the number of offsets it takes, or
+ * -1 when it is malformed. */
+static int64_t count_offsets(const uint8_t *data, size_t len)
+{
+        int64_t count = 0;
+        for (size_t at = 0; at < len;) {
+                struct record_batch_header h;
+                int64_t size = record_batch_size(data + at, len - at);
+                if (size < RECORD_BATCH_HEADER_SIZE || (uint64_t)size > len - at ||
+                    record_batch_header_parse(data + at, len - at, &h) < 0 || h.magic != 2 ||
+                    h.last_offset_delta < 0)
+                        return -1;
+                count += (int64_t)h.last_offset_delta + 1;
+                at += (size_t)size;
+        }
+        return count;
+}
+
+/* Runs the producer checks over every batch. Returns KAFKA_NONE with the set recorded
+ * in the producer state (undo in log->undo), or the error / duplicate with nothing
+ * recorded. */
+static int16_t check_producers(struct plog *log, const uint8_t *data, size_t len,
+                               int64_t now_ms, struct plog_append_result *res)
+{
+        int64_t next = plog_end_offset(log);
+        for (size_t at = 0; at < len;) {
+                struct record_batch_header h;
+                record_batch_header_parse(data + at, len - at, &h);
+                bool duplicate;
+                struct producer_batch dup;
+                int16_t code = producer_state_append(&log->producers, &h, next, now_ms,
+                                                     &log->undo, &duplicate, &dup);
+                if (code != KAFKA_NONE || duplicate) {
+                        producer_state_rollback(&log->producers, &log->undo);
+                        if (duplicate) {
+                                res->duplicate = true;
+                                res->base_offset = dup.first_offset;
+                                res->last_offset = dup.last_offset;
+                                log_debug("duplicate batch producer_id=%" PRId64 " seq=%d",
+                                          h.producer_id, h.base_sequence);
+                        }
+                        return code;
+                }
+                next += (int64_t)h.last_offset_delta + 1;
+                at += RECORD_BATCH_LOG_OVERHEAD + (size_t)h.batch_length;
+        }
+        return KAFKA_NONE;
+}
+
+int plog_append(struct plog *log, uint8_t *data, size_t len, int64_t now_ms,
+                struct plog_append_result *res)
+{
+        memset(res, 0, sizeof(*res));
+        res->base_offset = -1;
+        res->last_offset = -1;
+        res->log_start_offset = log->start_offset;
+        int64_t count = count_offsets(data, len);
+        if (count < 0) {
+                res->error_code = KAFKA_CORRUPT_MESSAGE;
+                return 0;
+        }
+        if (count == 0)
+                return 0;
+        int err = maybe_roll(log, len, count, now_ms);
+        if (err)
+                return err;
+        res->error_code = check_producers(log, data, len, now_ms, res);
+        if (res->error_code != KAFKA_NONE || res->duplicate)
+                return 0;
+        int64_t base = plog_end_offset(log), next = base;
+        for (size_t at = 0; at < len;) {
+                struct record_batch_header h;
+                record_batch_header_parse(data + at, len - at, &h);
+                record_batch_set_base_offset(data + at, next);
+                record_batch_set_leader_epoch(data + at, log->cfg.leader_epoch);
+                next += (int64_t)h.last_offset_delta + 1;
+                at += RECORD_BATCH_LOG_OVERHEAD + (size_t)h.batch_length;
+        }
+        err = segment_append(active(log), data, len, log->cfg.index_interval_bytes, now_ms);
+        if (err) {
+                producer_state_rollback(&log->producers, &log->undo);
+                return err;
+        }
+        producer_undo_reset(&log->undo);
+        log->size_bytes += (int64_t)len;
+        res->base_offset = base;
+        res->last_offset = next - 1;
+        return 0;
+}
+
+int plog_sync(struct plog *log)
+{
+        return segment_sync(active(log));
+}
+
+int64_t plog_start_offset(const struct plog *log)
+{
+        return log->start_offset;
+}
+
+int64_t plog_end_offset(const struct plog *log)
+{
+        return active(log)->end_offset;
+}
+
+int64_t plog_size_bytes(const struct plog *log)
+{
+        return log->size_bytes;
+}
+
+int plog_segment_count(const struct plog *log)
+{
+        return log->nsegs;
+}
+
+/* ---- reading -------------------------------------------------------------------- */
+
+/* Index of the segment holding <offset>: the last one whose base is <= it (0 if none). */
+static int find_segment(const struct plog *log, int64_t offset)
+{
+        int lo = 0, hi = log->nsegs - 1;
+        while (lo < hi) {
+                int mid = lo + (hi - lo + 1) / 2;
+                if (log->segs[mid]->base_offset <= offset)
+                        lo = mid;
+                else
+                        hi = mid - 1;
+        }
+        return lo;
+}
+
+int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, struct kafka_file_slice *out)
+{
+        out->fd = -1;
+        out->pos = 0;
+        out->len = 0;
+        out->ref = NULL;
+        out->release = NULL;
+        if (offset < log->start_offset || offset > plog_end_offset(log))
+                return -ERANGE;
+        struct segment *seg = NULL;
+        struct record_batch_header h;
+        int64_t pos = 0;
+        for (int i = find_segment(log, offset); i < log->nsegs; i++) {
+                int err = segment_find_batch(log->segs[i], offset, &pos, &h);
+                if (err == 0) {
+                        seg = log->segs[i];
+                        break;
+                }
+                if (err != -ENOENT)
+                        return err; /* a gap ends a segment: go on to the next one */
+        }
+        if (!seg)
+                return 0;
+        int64_t first = RECORD_BATCH_LOG_OVERHEAD + (int64_t)h.batch_length;
+        int64_t avail = seg->size_bytes - pos, len;
+        if (avail <= max_bytes)
+                len = avail;
+        else if (first >= max_bytes)
+                len = first;
+        else
+                len = segment_boundary_before(seg, pos + first, pos + max_bytes) - pos;
+        seg->file->refs++;
+        out->fd = seg->file->fd;
+        out->pos = pos;
+        out->len = (int32_t)MIN(len, (int64_t)INT32_MAX);
+        out->ref = seg->file;
+        out->release = segment_file_release;
+        return 0;
+}
+
+int plog_offset_for_timestamp(struct plog *log, int64_t timestamp_ms, int64_t *offset,
+                              int64_t *found_timestamp_ms)
+{
+        for (int i = 0; i < log->nsegs; i++) {
+                int err = segment_find_timestamp(log->segs[i], timestamp_ms, log->start_offset,
+                                                 offset, found_timestamp_ms);
+                if (err != -ENOENT)
+                        return err;
+        }
+        return -ENOENT;
+}
+
+int plog_max_timestamp(struct plog *log, int64_t *offset, int64_t *timestamp_ms)
+{
+        struct segment *best = NULL;
+        for (int i = 0; i < log->nsegs; i++) {
+                struct segment *seg = log->segs[i];
+                if (seg->end_offset > log->start_offset && seg->max_timestamp >= 0 &&
+                    (!best || seg->max_timestamp > best->max_timestamp))
+                        best = seg;
+        }
+        if (!best)
+                return -ENOENT;
+        int err = segment_find_timestamp(best, best->max_timestamp, log->start_offset, offset,
+                                         timestamp_ms);
+        if (err == -ENOENT) {
+                /* the record with the maximum lies below the log start */
+                *offset = MAX(best->max_timestamp_offset, log->start_offset);
+                *timestamp_ms = best->max_timestamp;
+                err = 0;
+        }
+        return err;
+}
+
+/* ---- deleting ------------------------------------------------------------------- */
+
+static void delete_oldest(struct plog *log, const char *reason)
+{
+        struct segment *seg = log->segs[0];
+        log_info("segment deleted dir=%s base_offset=%" PRId64 " bytes=%" PRId64 " reason=%s",
+                 log->dir, seg->base_offset, seg->size_bytes, reason);
+        log->size_bytes -= seg->size_bytes;
+        int err = segment_delete(seg);
+        if (err)
+                log_warn("segment delete failed dir=%s err=%s", log->dir, strerror(-err));
+        memmove(&log->segs[0], &log->segs[1], (size_t)(log->nsegs - 1) * sizeof(*log->segs));
+        log->nsegs--;
+        log->start_offset = MAX(log->start_offset, log->segs[0]->base_offset);
+}
+
+int plog_delete_records(struct plog *log, int64_t offset)
+{
+        if (offset > plog_end_offset(log))
+                return -ERANGE;
+        if (offset <= log->start_offset)
+                return 0;
+        int err = write_start_offset(log, offset);
+        if (err) {
+                log_error("log start offset write failed dir=%s err=%s", log->dir, strerror(-err));
+                return err;
+        }
+        log->start_offset = offset;
+        while (log->nsegs > 1 && log->segs[0]->end_offset <= offset)
+                delete_oldest(log, "delete-records");
+        return 0;
+}
+
+/* The time retention goes by: the largest timestamp, or the mtime without one. */
+static int64_t retention_time(struct segment *seg, int64_t now_ms)
+{
+        int64_t mtime_ms = 0;
+        if (seg->max_timestamp >= 0)
+                return seg->max_timestamp;
+        return segment_mtime_ms(seg, &mtime_ms) == 0 ? mtime_ms : now_ms;
+}
+
+int plog_enforce_retention(struct plog *log, int64_t now_ms)
+{
+        const struct plog_config *cfg = &log->cfg;
+        producer_state_expire(&log->producers, now_ms, cfg->producer_expiration_ms);
+        struct segment *seg = active(log);
+        if (seg->size_bytes > 0 &&
+            ((cfg->segment_ms > 0 && now_ms - seg->rolling_base_ms > cfg->segment_ms) ||
+             (cfg->retention_ms >= 0 && now_ms - retention_time(seg, now_ms) > cfg->retention_ms)))
+                roll(log, now_ms); /* on failure the active segment just stays */
+        int deleted = 0;
+        while (cfg->retention_ms >= 0 && log->nsegs > 1 &&
+               now_ms - retention_time(log->segs[0], now_ms) > cfg->retention_ms) {
+                delete_oldest(log, "retention-time");
+                deleted++;
+        }
+        while (cfg->retention_bytes >= 0 && log->nsegs > 1 &&
+               log->size_bytes - log->segs[0]->size_bytes >= cfg->retention_bytes) {
+                delete_oldest(log, "retention-size");
+                deleted++;
+        }
+        return deleted;
+}

@@ -1,0 +1,103 @@
+/* One log segment: <base>.log holding record batches back to back, with its sparse
+ * offset index and time index (index.h). The in-memory size is authoritative: bytes past
+ * it (a failed write, a torn tail) are never read and are overwritten by the next append.
+ *
+ * The .log descriptor lives in a refcounted struct segment_file, so a fetch can keep
+ * sending from a segment that retention deletes meanwhile. Loop thread only. */
+#ifndef STRATUS_BROKER_STORAGE_SEGMENT_H
+#define STRATUS_BROKER_STORAGE_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/storage/index.h"
+#include "kafka/record.h"
+
+struct segment_file {
+        int fd;   /* the .log file, closed when the last reference goes */
+        int refs; /* the segment's own reference plus one per read slice */
+};
+
+/* Drops one reference to a struct segment_file (<ref>); the kafka_file_slice release
+ * callback of plog_read(). */
+void segment_file_release(void *ref);
+
+struct segment {
+        int64_t base_offset;
+        int64_t end_offset;           /* next offset after the last batch */
+        int64_t size_bytes;           /* valid bytes in the .log file */
+        int64_t rolling_base_ms;      /* when the first batch came (log.roll.ms), -1 if empty */
+        int64_t max_timestamp;        /* largest batch max_timestamp, -1 when none */
+        int64_t max_timestamp_offset; /* base offset of the first batch with it */
+        int64_t bytes_since_index;    /* bytes since the last offset index entry's batch */
+        bool dirty;                   /* appended since the last sync */
+        struct segment_file *file;
+        char *path;                   /* the .log file */
+        struct index offset_index;
+        struct index time_index;
+};
+
+/* Creates an empty segment at <base_offset> in <dir>, replacing any file of that name.
+ * Returns it, or NULL with *<err> a negative errno. */
+struct segment *segment_create(const char *dir, int64_t base_offset, int *err);
+
+/* Opens the existing segment at <base_offset> in <dir>. A closed segment is followed by
+ * one starting at <next_base>; pass -1 for the last (active) segment. With <recover> the
+ * last segment is checked batch by batch (CRC included), cut after the last valid batch
+ * and its indexes rebuilt; otherwise index files are trusted when sane and rebuilt when
+ * not. <index_interval_bytes> spaces rebuilt offset index entries.
+ * Returns the segment, or NULL with *<err> a negative errno. */
+struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_base,
+                             bool recover, int32_t index_interval_bytes, int *err);
+
+/* Closes the segment (its file stays open while read slices hold it). NULL is fine. */
+void segment_free(struct segment *seg);
+
+/* Deletes the segment's files and frees it. Returns 0 or the first unlink error. */
+int segment_delete(struct segment *seg);
+
+/* Appends <data, len>: whole batches whose offsets are already assigned, following on
+ * from end_offset. Adds index entries every <index_interval_bytes> and whenever the max
+ * timestamp grows; <now_ms> starts the roll clock of an empty segment. Returns 0 or a
+ * negative errno, in which case the segment is as before. */
+int segment_append(struct segment *seg, const uint8_t *data, size_t len,
+                   int32_t index_interval_bytes, int64_t now_ms);
+
+/* fdatasyncs the .log file if anything was appended since the last sync. */
+int segment_sync(struct segment *seg);
+
+/* Makes the segment durable before it stops being active: syncs the .log and index
+ * files, then closes the index descriptors (they reopen on demand). */
+int segment_seal(struct segment *seg);
+
+/* Finds the batch that contains <offset>, or the first one after it: its position in
+ * *<pos> and its header in *<h>. Returns 0, -ENOENT when no batch ends at or after
+ * <offset>, -EBADMSG when the file is corrupt there, or another negative errno. */
+int segment_find_batch(struct segment *seg, int64_t offset, int64_t *pos,
+                       struct record_batch_header *h);
+
+/* The largest batch boundary in [<from>, <limit>], for cutting reads at whole batches;
+ * <from> must itself be a boundary. Returns <from> when nothing more fits. */
+int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit);
+
+/* The first record at or after <min_offset> whose timestamp is >= <target_ms>: exact in
+ * uncompressed batches, the batch itself (from <min_offset>) in compressed ones.
+ * Returns 0 with *<offset> and *<timestamp_ms>, -ENOENT when there is none here, or a
+ * negative errno. */
+int segment_find_timestamp(struct segment *seg, int64_t target_ms, int64_t min_offset,
+                           int64_t *offset, int64_t *timestamp_ms);
+
+/* Called for each batch by segment_for_each_batch(); a non-zero return stops the walk
+ * and is passed back. */
+typedef int segment_batch_fn(void *ctx, const struct record_batch_header *h);
+
+/* Calls <fn> on the header of every batch from the one holding <from_offset> on.
+ * Returns 0, the non-zero value of <fn>, or a negative errno. */
+int segment_for_each_batch(struct segment *seg, int64_t from_offset, segment_batch_fn *fn,
+                           void *ctx);
+
+/* The .log file's modification time in ms. Returns 0 or a negative errno. */
+int segment_mtime_ms(struct segment *seg, int64_t *mtime_ms);
+
+#endif

@@ -1,0 +1,7 @@
+/* Every unit test, once. TEST_ENTRY(name) matches TEST(name) in a tests/unit/test_*.c. */
+TEST_ENTRY(crc32c_known_vectors)
+TEST_ENTRY(wire_varints_round_trip)
+TEST_ENTRY(wire_rejects_lengths_past_end)
+TEST_ENTRY(wire_arena_budget)
+TEST_ENTRY(record_batch_check_detects_corruption)
+#include "test_list_storage.h"
