@@ -66,10 +66,16 @@ build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(LIB_SRC)
 
 fuzz: build/fuzz/fuzz_request
 	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus tests/fuzz/seeds
+	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus tests/fuzz/seeds tests/unit/golden
 
 clean:
 	rm -rf build
 
 .PHONY: all asan test itest check gen gen-check fuzz clean bench
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Benchmark load tool (bench/README.md); bench/run.sh runs the whole benchmark.
+bench: build/bench/stratus_bench
+build/bench/stratus_bench: bench/stratus_bench.c
+	@mkdir -p build/bench
+	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lrdkafka -lpthread

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,36 @@ void request_no_response(struct request *req)
         request_complete(req);
 }
 
+/* Debug aid for golden tests: with STRATUS_CAPTURE_DIR set, the first request frame of
+ * each (api, version, client id) is written to <dir>/<api>-v<version>-<client>.bin. */
+static void capture_frame(const struct request *req)
+{
+        static const char *dir;
+        static bool checked;
+        if (!checked) {
+                dir = getenv("STRATUS_CAPTURE_DIR");
+                checked = true;
+        }
+        if (!dir || !req->api)
+                return;
+        char client[64] = "none";
+        if (req->hdr.client_id.len > 0) {
+                int n = MIN(req->hdr.client_id.len, (int32_t)sizeof(client) - 1);
+                for (int i = 0; i < n; i++) {
+                        char c = req->hdr.client_id.ptr[i];
+                        client[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? c : '_';
+                }
+                client[n] = '\0';
+        }
+        char path[512];
+        snprintf(path, sizeof(path), "%s/%s-v%d-%s.bin", dir, req->api->name, req->hdr.api_version, client);
+        FILE *f = fopen(path, "wx");
+        if (!f)
+                return;
+        fwrite(req->frame, 1, req->frame_len, f);
+        fclose(f);
+}
+
 int dispatch_request(struct conn *conn, uint8_t *frame, size_t len)
 {
         struct broker *broker = conn->broker;
@@ -125,6 +156,7 @@ int dispatch_request(struct conn *conn, uint8_t *frame, size_t len)
                 request_free(req);
                 return -EPROTO;
         }
+        capture_frame(req);
         log_debug("request peer=%s api=%s v=%d corr=%d size=%zu", conn->peer, req->api->name, version,
                   req->hdr.correlation_id, len);
         conn->inflight = req;

@@ -4,4 +4,7 @@ TEST_ENTRY(wire_varints_round_trip)
 TEST_ENTRY(wire_rejects_lengths_past_end)
 TEST_ENTRY(wire_arena_budget)
 TEST_ENTRY(record_batch_check_detects_corruption)
+TEST_ENTRY(codec_round_trip_all_versions)
+TEST_ENTRY(codec_populated_produce_and_fetch_round_trip)
+TEST_ENTRY(codec_golden_frames_round_trip)
 #include "test_list_storage.h"
