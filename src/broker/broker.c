@@ -16,6 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
+#include "base/fileio.h"
 #include "base/log.h"
 #include "broker/conn.h"
 #include "broker/dispatch.h"
@@ -26,24 +27,6 @@
 
 #define PRODUCER_ID_BLOCK 1000
 #define CLEAN_MARKER ".clean-shutdown"
-
-static int mkdir_p(const char *path)
-{
-        char *p = xstrdup(path);
-        int rc = 0;
-        for (char *s = p + 1; *s && rc == 0; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        rc = -errno;
-                *s = '/';
-        }
-        if (rc == 0 && mkdir(p, 0755) < 0 && errno != EEXIST)
-                rc = -errno;
-        free(p);
-        return rc;
-}
 
 static char *read_small_file(const char *path)
 {
@@ -362,7 +345,7 @@ int broker_start(struct broker *broker, struct loop *loop)
         broker->loop = loop;
         broker->data_dir = xstrdup(broker->cfg.log_dirs);
         map_init(&broker->topics);
-        int rc = mkdir_p(broker->data_dir);
+        int rc = fileio_mkdirs(broker->data_dir);
         if (rc < 0) {
                 log_error("cannot create log.dirs %s: %s", broker->data_dir, strerror(-rc));
                 return rc;

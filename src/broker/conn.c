@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fileio.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/dispatch.h"
@@ -185,9 +186,7 @@ static bool has_complete_frame(const struct conn *conn)
 {
         if (conn->in.len < 4)
                 return false;
-        const uint8_t *p = conn->in.data;
-        uint32_t size = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        return conn->in.len - 4 >= size;
+        return conn->in.len - 4 >= load_be32(conn->in.data);
 }
 
 static void conn_update_interest(struct conn *conn)
@@ -214,8 +213,7 @@ static void conn_process(struct conn *conn)
                 if (conn->in.len - off < 4)
                         break;
                 const uint8_t *p = conn->in.data + off;
-                int32_t size = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                         (uint32_t)p[2] << 8 | p[3]);
+                int32_t size = (int32_t)load_be32(p);
                 if (size < 8 || size > broker->cfg.socket_request_max_bytes) {
                         log_warn("closing peer=%s: request frame of %d bytes (limit socket.request.max.bytes=%d)",
                                  conn->peer, size, broker->cfg.socket_request_max_bytes);
@@ -265,9 +263,7 @@ static void conn_read(struct conn *conn)
                 size_t want = READ_CHUNK;
                 /* A large frame in progress: make room for all of it at once. */
                 if (conn->in.len >= 4) {
-                        const uint8_t *p = conn->in.data;
-                        uint32_t size = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                        (uint32_t)p[2] << 8 | p[3];
+                        uint32_t size = load_be32(conn->in.data);
                         if (size <= (uint32_t)broker->cfg.socket_request_max_bytes &&
                             conn->in.len < size + 4) {
                                 /* Grow with the bytes that actually arrive, not the size

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/fileio.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/storage/plog.h"
@@ -139,48 +140,15 @@ static char *meta_path(struct broker *broker, const char *topic)
         return xasprintf("%s/.topics/%s.properties", broker->data_dir, topic);
 }
 
-/* Writes <path> atomically: temp file, fsync, rename, fsync of the directory. */
+/* Writes <path> atomically (temp file, fsync, rename, fsync of its directory). */
 int write_file_atomic(const char *path, const char *text)
 {
-        char *tmp = xasprintf("%s.tmp", path);
-        int rc = 0;
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-                rc = -errno;
-                goto out;
-        }
-        size_t len = strlen(text), off = 0;
-        while (off < len) {
-                ssize_t n = write(fd, text + off, len - off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        rc = -errno;
-                        break;
-                }
-                off += (size_t)n;
-        }
-        if (rc == 0 && fsync(fd) < 0)
-                rc = -errno;
-        close(fd);
-        if (rc == 0 && rename(tmp, path) < 0)
-                rc = -errno;
-        if (rc == 0) {
-                char *dir = xstrdup(path);
-                char *slash = strrchr(dir, '/');
-                if (slash)
-                        *slash = '\0';
-                int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) {
-                        fsync(dfd);
-                        close(dfd);
-                }
-                free(dir);
-        } else {
-                unlink(tmp);
-        }
-out:
-        free(tmp);
+        char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *slash = '\0';
+        int rc = fileio_replace(slash ? dir : ".", path, text, strlen(text));
+        free(dir);
         return rc;
 }
 
@@ -394,6 +362,8 @@ static int topic_load(struct broker *broker, const char *name, const char *path,
                 topic_free(topic);
                 return rc;
         }
+        free(topic->partitions); /* topic_new() allocated them for 0 partitions */
+        free(topic->unflushed);
         topic->partitions = xcalloc((size_t)topic->partition_count, sizeof(*topic->partitions));
         topic->unflushed = xcalloc((size_t)topic->partition_count, sizeof(*topic->unflushed));
         rc = open_partitions(broker, topic, 0, recover);

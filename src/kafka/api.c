@@ -50,8 +50,10 @@ size_t kafka_response_begin(struct kafka_writer *w, int32_t correlation_id, bool
 void kafka_response_finish(struct kafka_writer *w, size_t start)
 {
         size_t total = w->buf->len - start - 4;
+        /* A slice whose buffer prefix ends exactly at start closes the previous
+         * response (queued, not yet sent); this one's slices come after its header. */
         for (int i = 0; i < w->nparts; i++)
-                if (w->parts[i].buf_end >= start)
+                if (w->parts[i].buf_end > start)
                         total += (size_t)w->parts[i].slice.len;
         uint8_t *p = w->buf->data + start;
         p[0] = (uint8_t)(total >> 24);

@@ -5,48 +5,25 @@
 #include <string.h>
 
 #include "base/crc32c.h"
-
-static uint32_t be32(const uint8_t *p)
-{
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-        return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-        p[0] = (uint8_t)(v >> 24);
-        p[1] = (uint8_t)(v >> 16);
-        p[2] = (uint8_t)(v >> 8);
-        p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-        put32(p, (uint32_t)(v >> 32));
-        put32(p + 4, (uint32_t)v);
-}
+#include "base/fileio.h"
 
 int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *h)
 {
         if (len < RECORD_BATCH_HEADER_SIZE)
                 return -EINVAL;
-        h->base_offset = (int64_t)be64(p);
-        h->batch_length = (int32_t)be32(p + 8);
-        h->partition_leader_epoch = (int32_t)be32(p + 12);
+        h->base_offset = (int64_t)load_be64(p);
+        h->batch_length = (int32_t)load_be32(p + 8);
+        h->partition_leader_epoch = (int32_t)load_be32(p + 12);
         h->magic = (int8_t)p[16];
-        h->crc = be32(p + 17);
+        h->crc = load_be32(p + 17);
         h->attributes = (int16_t)(p[21] << 8 | p[22]);
-        h->last_offset_delta = (int32_t)be32(p + 23);
-        h->base_timestamp = (int64_t)be64(p + 27);
-        h->max_timestamp = (int64_t)be64(p + 35);
-        h->producer_id = (int64_t)be64(p + 43);
+        h->last_offset_delta = (int32_t)load_be32(p + 23);
+        h->base_timestamp = (int64_t)load_be64(p + 27);
+        h->max_timestamp = (int64_t)load_be64(p + 35);
+        h->producer_id = (int64_t)load_be64(p + 43);
         h->producer_epoch = (int16_t)(p[51] << 8 | p[52]);
-        h->base_sequence = (int32_t)be32(p + 53);
-        h->record_count = (int32_t)be32(p + 57);
+        h->base_sequence = (int32_t)load_be32(p + 53);
+        h->record_count = (int32_t)load_be32(p + 57);
         return 0;
 }
 
@@ -54,7 +31,7 @@ int64_t record_batch_size(const uint8_t *p, size_t len)
 {
         if (len < RECORD_BATCH_LOG_OVERHEAD)
                 return -1;
-        return RECORD_BATCH_LOG_OVERHEAD + (int64_t)(int32_t)be32(p + 8);
+        return RECORD_BATCH_LOG_OVERHEAD + (int64_t)(int32_t)load_be32(p + 8);
 }
 
 enum record_check record_batch_check(const uint8_t *p, size_t len, struct record_batch_header *h)
@@ -80,17 +57,17 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
 
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 {
-        put64(p, (uint64_t)base_offset);
+        store_be64(p, (uint64_t)base_offset);
 }
 
 void record_batch_set_leader_epoch(uint8_t *p, int32_t epoch)
 {
-        put32(p + 12, (uint32_t)epoch);
+        store_be32(p + 12, (uint32_t)epoch);
 }
 
 void record_batch_set_log_append_time(uint8_t *p, size_t len, int64_t timestamp_ms)
 {
-        put64(p + 35, (uint64_t)timestamp_ms);
+        store_be64(p + 35, (uint64_t)timestamp_ms);
         p[22] |= RECORD_ATTR_TIMESTAMP_LOG_APPEND;
-        put32(p + 17, crc32c(0, p + 21, len - 21));
+        store_be32(p + 17, crc32c(0, p + 21, len - 21));
 }

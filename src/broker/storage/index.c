@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
-#include "broker/storage/fileio.h"
+#include "base/fileio.h"
 
 #define INDEX_MAX_ENTRY 12
 

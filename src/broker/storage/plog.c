@@ -16,7 +16,7 @@
 
 #include "base/alloc.h"
 #include "base/clock.h"
-#include "broker/storage/fileio.h"
+#include "base/fileio.h"
 #include "broker/storage/producer_state.h"
 #include "broker/storage/segment.h"
 #include "kafka/errors.h"

@@ -15,7 +15,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
-#include "broker/storage/fileio.h"
+#include "base/fileio.h"
 #include "kafka/errors.h"
 
 #define SNAPSHOT_MAGIC "STPS"

@@ -14,7 +14,7 @@
 
 #include "base/alloc.h"
 #include "base/crc32c.h"
-#include "broker/storage/fileio.h"
+#include "base/fileio.h"
 
 #define LOOKUP_CHUNK (16 << 10)  /* read-ahead for short header scans */
 #define SCAN_CHUNK (256 << 10)   /* read-ahead for whole-segment scans */

@@ -1,5 +1,5 @@
-/* File helpers for the storage layer (see fileio.h). */
-#include "broker/storage/fileio.h"
+/* File helpers (see fileio.h). */
+#include "base/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

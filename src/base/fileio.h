@@ -1,8 +1,8 @@
-/* File helpers for the storage layer: whole-buffer pread/pwrite with the EINTR retries in
+/* File helpers: whole-buffer pread/pwrite with the EINTR retries in
  * one place, directory fsync, atomic file replacement, recursive removal, and big-endian
  * field access. All return 0 or a negative errno. */
-#ifndef STRATUS_BROKER_STORAGE_FILEIO_H
-#define STRATUS_BROKER_STORAGE_FILEIO_H
+#ifndef STRATUS_BASE_FILEIO_H
+#define STRATUS_BASE_FILEIO_H
 
 #include <stddef.h>
 #include <stdint.h>
