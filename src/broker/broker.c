@@ -275,11 +275,16 @@ static int setup_listeners(struct broker *broker)
 static void before_sleep(struct loop *loop, void *arg)
 {
         struct broker *broker = arg;
-        if (broker->sync_waiters)
-                produce_sync_waiters(broker);
-        if (broker->data_appended) {
-                broker->data_appended = false;
-                fetch_wake_waiters(broker);
+        /* Answering a request starts the next one already read on its connection, which
+         * may need another sync or wake fetches: repeat until none is left, or the loop
+         * would sleep with answers held back. */
+        while (broker->sync_waiters || broker->data_appended) {
+                if (broker->sync_waiters)
+                        produce_sync_waiters(broker);
+                if (broker->data_appended) {
+                        broker->data_appended = false;
+                        fetch_wake_waiters(broker);
+                }
         }
         conn_free_closed(broker);
 }

@@ -75,14 +75,24 @@ int broker_delete_topic(struct broker *broker, struct topic *topic);
 /* Adds partitions so that <topic> has <total>. Returns 0 or -errno. */
 int broker_add_partitions(struct broker *broker, struct topic *topic, int32_t total);
 
-/* The effective value of topic-level key <topic_key> for <topic> (override or broker
- * default) formatted into <out>; returns true if it is a topic override. */
-bool broker_topic_config(struct broker *broker, const struct topic *topic, const char *topic_key,
-                         char *out, size_t out_len);
+/* Where a topic config value comes from; the numbers are DescribeConfigs' config_source. */
+enum config_source {
+        CONFIG_SOURCE_TOPIC = 1,         /* DYNAMIC_TOPIC_CONFIG: a topic override */
+        CONFIG_SOURCE_STATIC_BROKER = 4, /* STATIC_BROKER_CONFIG: set in the broker's config */
+        CONFIG_SOURCE_DEFAULT = 5,       /* DEFAULT_CONFIG: the built-in default */
+};
+
+/* The effective value of topic-level key <topic_key> for <topic> (NULL: a topic without
+ * overrides) formatted into <out>; returns where it comes from. */
+enum config_source broker_topic_config(struct broker *broker, const struct topic *topic,
+                                       const char *topic_key, char *out, size_t out_len);
 
 /* Checks a topic name the Kafka way (1-249 chars of [a-zA-Z0-9._-], not "." or "..").
  * Returns NULL, or a message saying what is wrong. */
 const char *broker_check_topic_name(const char *name, size_t len);
+
+/* The effective value of a numeric topic-level key (see broker_topic_config). */
+int64_t broker_topic_config_long(struct broker *broker, const struct topic *topic, const char *topic_key);
 
 /* Every topic-level config key, NULL-terminated (for DescribeConfigs, CreateTopics). */
 const char *const *broker_topic_config_names(void);

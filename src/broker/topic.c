@@ -84,35 +84,33 @@ int broker_check_topic_config(const char *key, const char *value, char *err, siz
         return 0;
 }
 
-bool broker_topic_config(struct broker *broker, const struct topic *topic, const char *topic_key,
-                         char *out, size_t out_len)
+enum config_source broker_topic_config(struct broker *broker, const struct topic *topic,
+                                       const char *topic_key, char *out, size_t out_len)
 {
         const char *v = topic ? map_get(&topic->configs, topic_key, strlen(topic_key)) : NULL;
         if (v) {
                 snprintf(out, out_len, "%s", v);
-                return true;
+                return CONFIG_SOURCE_TOPIC;
         }
-        if (strcmp(topic_key, "cleanup.policy") == 0) {
-                snprintf(out, out_len, "delete");
-                return false;
-        }
-        if (strcmp(topic_key, "min.insync.replicas") == 0) {
-                snprintf(out, out_len, "1");
-                return false;
-        }
-        if (strcmp(topic_key, "compression.type") == 0) {
-                snprintf(out, out_len, "producer");
-                return false;
-        }
+        /* Topic keys with no broker setting behind them. */
+        static const struct {
+                const char *key, *value;
+        } fixed[] = { { "cleanup.policy", "delete" }, { "min.insync.replicas", "1" }, { "compression.type", "producer" } };
+        for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
+                if (strcmp(topic_key, fixed[i].key) == 0) {
+                        snprintf(out, out_len, "%s", fixed[i].value);
+                        return CONFIG_SOURCE_DEFAULT;
+                }
         const struct config_def *def = config_find_topic(topic_key);
-        if (def)
-                config_format(&broker->cfg, def, out, out_len);
-        else
+        if (!def) {
                 out[0] = '\0';
-        return false;
+                return CONFIG_SOURCE_DEFAULT;
+        }
+        config_format(&broker->cfg, def, out, out_len);
+        return strcmp(out, def->default_value) == 0 ? CONFIG_SOURCE_DEFAULT : CONFIG_SOURCE_STATIC_BROKER;
 }
 
-static int64_t topic_long(struct broker *broker, const struct topic *topic, const char *key)
+int64_t broker_topic_config_long(struct broker *broker, const struct topic *topic, const char *key)
 {
         char v[64];
         broker_topic_config(broker, topic, key, v, sizeof(v));
@@ -121,11 +119,11 @@ static int64_t topic_long(struct broker *broker, const struct topic *topic, cons
 
 void topic_plog_config(struct broker *broker, const struct topic *topic, struct plog_config *pc)
 {
-        pc->segment_bytes = topic_long(broker, topic, "segment.bytes");
-        pc->segment_ms = topic_long(broker, topic, "segment.ms");
-        pc->retention_ms = topic_long(broker, topic, "retention.ms");
-        pc->retention_bytes = topic_long(broker, topic, "retention.bytes");
-        pc->index_interval_bytes = (int32_t)topic_long(broker, topic, "index.interval.bytes");
+        pc->segment_bytes = broker_topic_config_long(broker, topic, "segment.bytes");
+        pc->segment_ms = broker_topic_config_long(broker, topic, "segment.ms");
+        pc->retention_ms = broker_topic_config_long(broker, topic, "retention.ms");
+        pc->retention_bytes = broker_topic_config_long(broker, topic, "retention.bytes");
+        pc->index_interval_bytes = (int32_t)broker_topic_config_long(broker, topic, "index.interval.bytes");
         pc->leader_epoch = 0;
         pc->producer_expiration_ms = broker->cfg.producer_id_expiration_ms;
 }

@@ -17,7 +17,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
-#include "broker/storage/fileio.h"
+#include "base/fileio.h"
 #include "broker/storage/plog.h"
 #include "broker/storage/producer_state.h"
 #include "kafka/errors.h"

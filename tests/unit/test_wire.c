@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "base/crc32c.h"
+#include "base/fileio.h"
+#include "kafka/api.h"
 #include "kafka/record.h"
 #include "kafka/wire.h"
 #include "test.h"
@@ -139,4 +141,31 @@ TEST(record_batch_check_detects_corruption)
         CHECK_EQ(record_batch_check(b, len, &h), RECORD_OK);
         CHECK(h.attributes & RECORD_ATTR_TIMESTAMP_LOG_APPEND);
         CHECK(h.max_timestamp == 1700000000000);
+}
+
+TEST(response_frame_sizes_with_file_slices)
+{
+        /* Two queued responses: the first ends with records held in a file slice, the
+         * second starts right where that slice sits in the buffer. Each frame's size must
+         * count only its own slices. */
+        struct buf b;
+        buf_init(&b);
+        struct kafka_writer w;
+        kafka_writer_init(&w, &b);
+        size_t first = kafka_response_begin(&w, 1, false);
+        kafka_write_i32(&w, 7);
+        struct kafka_file_slice slice = { .fd = -1, .pos = 0, .len = 1000 };
+        struct kafka_records rec = { NULL, 1000, &slice };
+        kafka_write_records(&w, rec, false);
+        kafka_response_finish(&w, first);
+        size_t second = kafka_response_begin(&w, 2, false);
+        kafka_write_i32(&w, 9);
+        kafka_response_finish(&w, second);
+        /* first: corr(4) + i32(4) + records length(4) + 1000 slice bytes */
+        CHECK_EQ(load_be32(b.data + first), 4 + 4 + 4 + 1000);
+        /* second: corr(4) + i32(4), none of the first one's slice */
+        CHECK_EQ(load_be32(b.data + second), 8);
+        CHECK_EQ(kafka_writer_size(&w), b.len + 1000);
+        kafka_writer_deinit(&w);
+        buf_deinit(&b);
 }

@@ -21,11 +21,11 @@ static void list_configs(struct request *req, struct topic *topic,
         tr->configs = request_alloc(req, n, sizeof(*tr->configs));
         for (int32_t i = 0; i < n; i++) {
                 char value[256];
-                bool is_override = broker_topic_config(req->broker, topic, names[i], value, sizeof(value));
+                enum config_source source = broker_topic_config(req->broker, topic, names[i], value, sizeof(value));
                 create_topics_response_creatable_topic_configs_init(&tr->configs[i]);
                 tr->configs[i].name = kafka_str_c(names[i]);
                 tr->configs[i].value = request_str(req, value);
-                tr->configs[i].config_source = is_override ? 1 : 5; /* DYNAMIC_TOPIC / DEFAULT */
+                tr->configs[i].config_source = (int8_t)source;
         }
 }
 

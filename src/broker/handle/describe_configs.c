@@ -14,10 +14,6 @@
 #define RESOURCE_TOPIC 2
 #define RESOURCE_BROKER 4
 
-/* DescribeConfigs config_source values. */
-#define SOURCE_DYNAMIC_TOPIC 1
-#define SOURCE_STATIC_BROKER 4
-#define SOURCE_DEFAULT 5
 
 /* DescribeConfigs config_type values. */
 #define TYPE_BOOLEAN 1
@@ -76,12 +72,13 @@ static void describe_topic(struct request *req, const struct describe_configs_re
                 struct describe_configs_response_describe_configs_resource_result *c = &rr->configs[k++];
                 describe_configs_response_describe_configs_resource_result_init(c);
                 char value[256];
-                bool is_override = broker_topic_config(broker, topic, names[i], value, sizeof(value));
+                enum config_source source = broker_topic_config(broker, topic, names[i], value, sizeof(value));
+                bool is_override = source == CONFIG_SOURCE_TOPIC;
                 const struct config_def *def = config_find_topic(names[i]);
                 c->name = kafka_str_c(names[i]);
                 c->value = request_str(req, value);
-                c->config_source = is_override ? SOURCE_DYNAMIC_TOPIC : SOURCE_DEFAULT;
-                c->is_default = !is_override;
+                c->config_source = (int8_t)source;
+                c->is_default = source == CONFIG_SOURCE_DEFAULT;
                 c->config_type = def ? wire_type(def) : (strcmp(names[i], "min.insync.replicas") == 0 ? TYPE_INT
                                                          : strcmp(names[i], "cleanup.policy") == 0      ? TYPE_LIST
                                                                                                          : TYPE_STRING);
@@ -94,7 +91,7 @@ static void describe_topic(struct request *req, const struct describe_configs_re
                                 describe_configs_response_describe_configs_synonym_init(&c->synonyms[c->synonyms_count]);
                                 c->synonyms[c->synonyms_count].name = c->name;
                                 c->synonyms[c->synonyms_count].value = c->value;
-                                c->synonyms[c->synonyms_count++].source = SOURCE_DYNAMIC_TOPIC;
+                                c->synonyms[c->synonyms_count++].source = CONFIG_SOURCE_TOPIC;
                         }
                         if (def) {
                                 char bv[256];
@@ -103,7 +100,7 @@ static void describe_topic(struct request *req, const struct describe_configs_re
                                 c->synonyms[c->synonyms_count].name = kafka_str_c(def->name);
                                 c->synonyms[c->synonyms_count].value = request_str(req, bv);
                                 c->synonyms[c->synonyms_count++].source =
-                                        strcmp(bv, def->default_value) ? SOURCE_STATIC_BROKER : SOURCE_DEFAULT;
+                                        strcmp(bv, def->default_value) ? CONFIG_SOURCE_STATIC_BROKER : CONFIG_SOURCE_DEFAULT;
                         }
                 }
         }
@@ -137,7 +134,7 @@ static void describe_broker(struct request *req, const struct describe_configs_r
                 c->name = kafka_str_c(def->name);
                 c->value = request_str(req, value);
                 c->read_only = true; /* no dynamic broker configs yet */
-                c->config_source = is_default ? SOURCE_DEFAULT : SOURCE_STATIC_BROKER;
+                c->config_source = is_default ? CONFIG_SOURCE_DEFAULT : CONFIG_SOURCE_STATIC_BROKER;
                 c->is_default = is_default;
                 c->config_type = wire_type(def);
                 if (strcmp(def->name, "listeners") == 0 || strcmp(def->name, "advertised.listeners") == 0)

@@ -76,13 +76,6 @@ static void stamp_log_append_time(uint8_t *data, size_t len, int64_t now_ms)
         }
 }
 
-static int64_t topic_config_long(struct broker *broker, struct topic *topic, const char *key)
-{
-        char v[64];
-        broker_topic_config(broker, topic, key, v, sizeof(v));
-        return strtoll(v, NULL, 10);
-}
-
 static void produce_partition(struct request *req, struct topic *topic, int32_t partition,
                               struct kafka_records records,
                               struct produce_response_partition_produce_response *pr, bool *needs_sync)
@@ -110,7 +103,7 @@ static void produce_partition(struct request *req, struct topic *topic, int32_t 
         size_t len = (size_t)records.len;
         int64_t nrecords;
         const char *why = NULL;
-        int32_t max_batch = (int32_t)topic_config_long(broker, topic, "max.message.bytes");
+        int32_t max_batch = (int32_t)broker_topic_config_long(broker, topic, "max.message.bytes");
         int16_t err = check_batches(data, len, version, max_batch, &nrecords, &why);
         if (err != KAFKA_NONE) {
                 log_debug("rejected produce topic=%s partition=%d error=%s: %s", topic->name, partition,
@@ -141,7 +134,7 @@ static void produce_partition(struct request *req, struct topic *topic, int32_t 
         if (res.duplicate)
                 return;
         topic->unflushed[partition] += nrecords;
-        int64_t flush_messages = topic_config_long(broker, topic, "flush.messages");
+        int64_t flush_messages = broker_topic_config_long(broker, topic, "flush.messages");
         if (topic->unflushed[partition] >= flush_messages)
                 *needs_sync = true;
         broker_notify_append(broker);
