@@ -6,6 +6,7 @@
 
 #include "base/crc32c.h"
 #include "base/fileio.h"
+#include "kafka/wire.h"
 
 int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *h)
 {
@@ -53,6 +54,47 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
         if (crc32c(0, p + 21, size - 21) != h->crc)
                 return RECORD_BAD_CRC;
         return RECORD_OK;
+}
+
+bool record_batch_records_valid(const uint8_t *p, size_t size, const struct record_batch_header *h)
+{
+        if (h->attributes & RECORD_ATTR_COMPRESSION_MASK)
+                return true;
+        struct kafka_reader r = kafka_reader_from(p + RECORD_BATCH_HEADER_SIZE, size - RECORD_BATCH_HEADER_SIZE, NULL);
+        for (int32_t i = 0; i < h->record_count; i++) {
+                int32_t len = kafka_read_varint(&r);
+                if (r.failed || len < 0 || (size_t)len > kafka_reader_left(&r))
+                        return false;
+                struct kafka_reader rec = kafka_reader_from(r.p, (size_t)len, NULL);
+                r.p += len;
+                kafka_read_i8(&rec);      /* attributes */
+                kafka_read_varlong(&rec); /* timestamp delta */
+                if (kafka_read_varint(&rec) != i)
+                        return false;
+                int32_t key_len = kafka_read_varint(&rec);
+                if (key_len > 0)
+                        kafka_read_skip(&rec, (size_t)key_len);
+                int32_t value_len = kafka_read_varint(&rec);
+                if (value_len > 0)
+                        kafka_read_skip(&rec, (size_t)value_len);
+                int32_t headers = kafka_read_varint(&rec);
+                if (key_len < -1 || value_len < -1 || headers < 0)
+                        return false;
+                for (int32_t j = 0; j < headers && !rec.failed; j++) {
+                        int32_t hk = kafka_read_varint(&rec);
+                        if (hk < 0)
+                                return false;
+                        kafka_read_skip(&rec, (size_t)hk);
+                        int32_t hv = kafka_read_varint(&rec);
+                        if (hv < -1)
+                                return false;
+                        if (hv > 0)
+                                kafka_read_skip(&rec, (size_t)hv);
+                }
+                if (rec.failed || kafka_reader_left(&rec) != 0)
+                        return false;
+        }
+        return kafka_reader_left(&r) == 0;
 }
 
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)

@@ -60,6 +60,12 @@ enum record_check {
  * magic 2, CRC-32C matches, record_count and last_offset_delta agree. */
 enum record_check record_batch_check(const uint8_t *p, size_t len, struct record_batch_header *h);
 
+/* Walks the records of an uncompressed batch (already checked with record_batch_check)
+ * and verifies each one's framing: lengths that add up to the batch, offset deltas
+ * 0, 1, 2..., non-negative header key lengths. Compressed batches are not opened
+ * (returns true). Returns false for a malformed record. */
+bool record_batch_records_valid(const uint8_t *p, size_t size, const struct record_batch_header *h);
+
 /* Rewrites base_offset in place (outside the CRC). */
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset);
 void record_batch_set_leader_epoch(uint8_t *p, int32_t epoch);

@@ -102,7 +102,7 @@ TEST(wire_arena_budget)
 static size_t make_batch(uint8_t *out)
 {
         memset(out, 0, 80);
-        const uint8_t record[] = { 0x0e, 0, 0, 0, 0x02, 'k', 0x04, 'v', 'v', 0 };
+        const uint8_t record[] = { 0x12, 0, 0, 0, 0x02, 'k', 0x04, 'v', 'v', 0 }; /* length 9 */
         size_t len = 61 + sizeof(record);
         out[11] = (uint8_t)(len - 12); /* batch_length */
         out[16] = 2;                   /* magic */
@@ -168,4 +168,24 @@ TEST(response_frame_sizes_with_file_slices)
         CHECK_EQ(kafka_writer_size(&w), b.len + 1000);
         kafka_writer_deinit(&w);
         buf_deinit(&b);
+}
+
+TEST(record_batch_records_validated)
+{
+        uint8_t b[80];
+        size_t len = make_batch(b);
+        struct record_batch_header h;
+        CHECK_EQ(record_batch_check(b, len, &h), RECORD_OK);
+        CHECK(record_batch_records_valid(b, len, &h));
+        /* A record whose key length runs past its record: CRC still valid, framing not. */
+        b[61 + 4] = 0x40; /* key length varint 32 */
+        uint32_t crc = crc32c(0, b + 21, len - 21);
+        b[17] = (uint8_t)(crc >> 24), b[18] = (uint8_t)(crc >> 16);
+        b[19] = (uint8_t)(crc >> 8), b[20] = (uint8_t)crc;
+        CHECK_EQ(record_batch_check(b, len, &h), RECORD_OK);
+        CHECK(!record_batch_records_valid(b, len, &h));
+        /* A wrong offset delta. */
+        len = make_batch(b);
+        b[61 + 3] = 0x02; /* offset delta 1 for the first record */
+        CHECK(!record_batch_records_valid(b, len, &h));
 }

@@ -46,7 +46,18 @@ static int16_t check_batches(const uint8_t *data, size_t len, int16_t version, i
                         *why = "truncated or malformed record batch";
                         return KAFKA_CORRUPT_MESSAGE;
                 }
+                /* As Kafka's LogValidator: a produced batch holds at least one record and
+                 * exactly one per offset it claims (else one batch could take 2^31
+                 * offsets and force a segment roll). */
+                if (h.record_count <= 0 || h.last_offset_delta != h.record_count - 1) {
+                        *why = "record count does not match the batch's offset range";
+                        return KAFKA_CORRUPT_MESSAGE;
+                }
                 size_t size = RECORD_BATCH_LOG_OVERHEAD + (size_t)h.batch_length;
+                if (!record_batch_records_valid(data + off, size, &h)) {
+                        *why = "malformed record inside the batch";
+                        return KAFKA_CORRUPT_MESSAGE;
+                }
                 if (size > (size_t)max_batch_bytes) {
                         *why = "record batch larger than max.message.bytes";
                         return KAFKA_MESSAGE_TOO_LARGE;
