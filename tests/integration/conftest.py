@@ -157,6 +157,15 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
+def create_topic(bootstrap, name, partitions, config=None):
+    """Creates a topic with librdkafka's AdminClient and waits for the result."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                       config=config or {})])
+    fs[name].result(timeout=30)
+
+
 # ---- raw Kafka wire helpers for protocol-level tests ---------------------------------
 
 def frame(api_key, version, corr, body=b"", client_id=b"it", flexible=False):

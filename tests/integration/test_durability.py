@@ -13,9 +13,9 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from conftest import STRATUS_BIN, frame, free_port, recv_frame, wait_until
+from conftest import create_topic, STRATUS_BIN, frame, free_port, recv_frame, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "clients"))
 import wire  # noqa: E402
@@ -28,13 +28,6 @@ OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 
 
 # ---- helpers -------------------------------------------------------------------------
-
-def create_topic(bootstrap, name, partitions, config=None):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                       config=config or {})])
-    fs[name].result(timeout=30)
-
 
 def produce(bootstrap, topic, values, partition=0, timestamps=None, extra=None):
     """Produces <values> in order to one partition, acks=all; returns [(offset, value)]."""

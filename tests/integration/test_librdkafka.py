@@ -4,17 +4,12 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from conftest import create_topic
 
 N_RECORDS = 100_000
 PARTITIONS = 6
-
-
-def create_topic(bootstrap, name, partitions, config=None):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    fs = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
-                                       config=config or {})])
-    fs[name].result(timeout=30)
 
 
 def produce_keyed(bootstrap, topic, n, codec, extra=None):

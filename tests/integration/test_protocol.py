@@ -4,8 +4,10 @@ Small encoders/decoders for the few messages used live here; the field layouts f
 /work/shared/kafka-protocol/spec/*.json. Client-visible behaviour that librdkafka
 exercises (offsets_for_times, broker DescribeConfigs) is checked with confluent_kafka.
 """
+import os
 import socket
 import struct
+import sys
 import threading
 import time
 
@@ -14,6 +16,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 from conftest import frame, recv_frame
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "clients"))
+from wire import crc32c  # noqa: E402
+import wire  # noqa: E402
 
 # API keys
 PRODUCE, FETCH, LIST_OFFSETS, METADATA, API_VERSIONS, CREATE_TOPICS = 0, 1, 2, 3, 18, 19
@@ -67,10 +73,6 @@ def uvarint(v):
             return out + bytes([byte])
 
 
-def varint(v):  # zigzag
-    return uvarint((v << 1) ^ (v >> 63))
-
-
 def compact_string(s):
     if s is None:
         return uvarint(0)
@@ -78,37 +80,10 @@ def compact_string(s):
     return uvarint(len(b) + 1) + b
 
 
-def _crc32c_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = CRC32C_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
 def record_batch(values, base_ts=None):
     """A magic-2 record batch of uncompressed records (key None, no headers)."""
     base_ts = int(time.time() * 1000) if base_ts is None else base_ts
-    recs = b""
-    for i, v in enumerate(values):
-        body = i8(0) + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
-        recs += varint(len(body)) + body
-    after_crc = (i16(0) + i32(len(values) - 1) + i64(base_ts) + i64(base_ts) + i64(-1) + i16(-1) + i32(-1)
-                 + i32(len(values)) + recs)
-    after_len = i32(-1) + i8(2) + struct.pack(">I", crc32c(after_crc)) + after_crc
-    return i64(0) + i32(len(after_len)) + after_len
+    return wire.record_batch(values, base_timestamp=base_ts)
 
 
 def produce_v3(topic, partition, batch, acks=-1, timeout_ms=5000):
