@@ -596,3 +596,37 @@ def test_pipelined_produce_and_long_poll_fetch_from_threads_stay_consistent(brok
     assert not t.is_alive()
     assert not errors, errors
     assert got == list(range(50))
+
+
+def parse_describe_cluster(r, version):
+    throttle, error, message = r.i32(), r.i16(), r.compact_string()
+    endpoint_type = r.i8() if version >= 1 else 1
+    cluster_id, controller = r.compact_string(), r.i32()
+    brokers = r.compact_array(lambda rr: (rr.i32(), rr.compact_string(), rr.i32(), rr.compact_string(), rr.tags()))
+    r.i32()  # cluster_authorized_operations
+    r.tags()
+    r.done()
+    return error, message, endpoint_type, cluster_id, controller, [(b[0], b[1], b[2]) for b in brokers]
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_describe_cluster_lists_this_broker(broker, version):
+    # Java's Admin.describeCluster() uses this API; no Debian client here calls it, so raw.
+    body = i8(0) + (i8(1) if version >= 1 else b"") + b"\x00"  # authorized ops no, endpoint type brokers
+    with connect(broker) as s:
+        r = call(s, 60, version, 31, body, flexible=True)
+        error, message, etype, cluster_id, controller, brokers = parse_describe_cluster(r, version)
+        assert error == 0 and message is None and etype == 1
+        assert cluster_id and len(cluster_id) == 22
+        assert controller == 0
+        assert brokers == [(0, "127.0.0.1", broker.port)]
+        if version >= 1:
+            # Controller endpoints are not served separately: an error, not a guess.
+            r = call(s, 60, 1, 32, i8(0) + i8(2) + b"\x00", flexible=True)
+            error, message, *_ = parse_describe_cluster(r, 1)
+            assert error == 42 and message
+    # The cluster id is stable across restarts (kept in meta.properties).
+    broker.restart()
+    with connect(broker) as s:
+        r = call(s, 60, version, 33, body, flexible=True)
+        assert parse_describe_cluster(r, version)[3] == cluster_id
