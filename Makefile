@@ -59,14 +59,14 @@ gen:
 gen-check:
 	$(PYTHON) tools/kafka_codegen.py --spec $(SPEC) --apis tools/kafka_apis.txt --out src/kafka/gen --check
 
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(LIB_SRC)
 	@mkdir -p build/fuzz
 	clang $(CSTD) $(WARN) $(INC) $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
 
 fuzz: build/fuzz/fuzz_request
 	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build/fuzz/corpus tests/fuzz/seeds tests/unit/golden
+	build/fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -artifact_prefix=build/fuzz/ build/fuzz/corpus tests/fuzz/seeds tests/unit/golden
 
 clean:
 	rm -rf build

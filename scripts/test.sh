@@ -32,7 +32,15 @@ if [ -n "$unit_line" ]; then
 fi
 [ "$unit_rc" -eq 0 ] || [ -n "$unit_line" ] || failed=$((failed + 1))
 
-step fuzz-smoke make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+fuzz_smoke() {
+  # libFuzzer prints a line per new input; keep its log and show the end.
+  make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" > build/fuzz.log 2>&1
+  local rc=$?
+  tail -n 5 build/fuzz.log
+  return $rc
+}
+mkdir -p build
+step fuzz-smoke fuzz_smoke
 
 mkdir -p build
 STRATUS_BIN="$PWD/build/asan/stratus" /usr/bin/python3 -m pytest tests/integration -v \

@@ -56,6 +56,9 @@ void *kafka_arena_alloc(struct kafka_arena *a, size_t size)
 
 struct kafka_reader kafka_reader_from(const uint8_t *p, size_t len, struct kafka_arena *arena)
 {
+        static const uint8_t empty[1];
+        if (!p)
+                p = empty; /* an empty buffer may have no storage; NULL + 0 is undefined */
         struct kafka_reader r = { p, p + len, arena, false };
         return r;
 }

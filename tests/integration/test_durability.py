@@ -592,3 +592,23 @@ def test_idle_connections_are_closed(broker_factory):
         idle.close()
         busy.close()
     assert "closing idle connection" in b.log()
+
+
+def test_recovery_scans_only_the_active_segment(broker_factory):
+    # Recovery time must depend on the segment size, not the log size: after kill -9 only
+    # the last segment of a partition is scanned, however many closed segments precede it.
+    b = broker_factory({"log.segment.bytes": "16384"})
+    create_topic(b.bootstrap, "longlog", 1)
+    produce(b.bootstrap, "longlog", [b"%05d-" % i + b"x" * 300 for i in range(2000)],
+            extra={"linger.ms": 0, "batch.num.messages": 20})
+    closed = len(segment_files(b.data_dir, "longlog", 0)) - 1
+    assert closed >= 20, f"only {closed} closed segments"
+    b.kill9()
+    b.start()
+    lines = [l for l in section_after(b.log(), b.starts).splitlines()
+             if "segment recovered" in l and "longlog-0" in l]
+    assert len(lines) == 1, lines
+    scanned = int(lines[0].split("scanned_bytes=")[1].split()[0])
+    assert 0 < scanned <= 16384 + 8192, lines[0]
+    # And the whole log is still there.
+    assert watermarks(b.bootstrap, "longlog") == (0, 2000)

@@ -337,6 +337,9 @@ static int rebuild(struct segment *seg, int64_t file_size, int64_t next_base, bo
                 if (verify && ftruncate(seg->file->fd, (off_t)valid) < 0)
                         return -errno;
         }
+        if (verify)
+                log_info("segment recovered path=%s scanned_bytes=%" PRId64 " valid_bytes=%" PRId64, seg->path,
+                         file_size, valid);
         seg->size_bytes = valid;
         seg->end_offset = next_base >= 0 ? next_base : expected;
         seg->max_timestamp = max_ts;
