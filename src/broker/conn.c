@@ -21,6 +21,8 @@
 #include "loop/loop.h"
 
 #define READ_CHUNK (64 * 1024)
+/* Frames at least this large are handed over without copying. */
+#define HANDOFF_MIN_BYTES (16 * 1024)
 /* Stop handling further requests while this much output is queued (slow reader). */
 #define OUT_HIGH_WATER (4 * 1024 * 1024)
 
@@ -222,11 +224,26 @@ static void conn_process(struct conn *conn)
                 }
                 if (conn->in.len - off - 4 < (size_t)size)
                         break;
-                uint8_t *frame = xmalloc((size_t)size);
-                memcpy(frame, p + 4, (size_t)size);
-                off += 4 + (size_t)size;
+                void *alloc;
+                uint8_t *frame;
+                if (size >= HANDOFF_MIN_BYTES) {
+                        /* A large frame (a produce) takes the input buffer itself rather
+                         * than a copy; the bytes read past it move to a fresh buffer. */
+                        alloc = conn->in.data;
+                        frame = conn->in.data + off + 4;
+                        size_t rest = conn->in.len - off - 4 - (size_t)size;
+                        struct buf fresh;
+                        buf_init(&fresh);
+                        buf_append(&fresh, frame + size, rest);
+                        conn->in = fresh;
+                        off = 0;
+                } else {
+                        alloc = frame = xmalloc((size_t)size);
+                        memcpy(frame, p + 4, (size_t)size);
+                        off += 4 + (size_t)size;
+                }
                 conn->requests++;
-                int rc = dispatch_request(conn, frame, (size_t)size);
+                int rc = dispatch_request(conn, alloc, frame, (size_t)size);
                 if (rc < 0 && conn->state == CONN_OPEN)
                         conn_close(conn, "bad request");
         }

@@ -45,7 +45,7 @@ void request_free(struct request *req)
         loop_cancel_timer(req->broker->loop, req->timer);
         kafka_arena_deinit(&req->arena);
         kafka_arena_deinit(&req->out);
-        free(req->frame);
+        free(req->frame_alloc);
         free(req);
 }
 
@@ -125,12 +125,13 @@ static void capture_frame(const struct request *req)
         fclose(f);
 }
 
-int dispatch_request(struct conn *conn, uint8_t *frame, size_t len)
+int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len)
 {
         struct broker *broker = conn->broker;
         struct request *req = xcalloc(1, sizeof(*req));
         req->broker = broker;
         req->conn = conn;
+        req->frame_alloc = alloc;
         req->frame = frame;
         req->frame_len = len;
         req->received_ms = loop_now_ms(broker->loop);

@@ -35,8 +35,9 @@ struct request {
         struct kafka_reader body;        /* positioned after the header */
         struct kafka_arena arena;        /* decoded arrays, bounded by the frame size */
         struct kafka_arena out;          /* response arrays and strings; freed with the request */
-        uint8_t *frame;                  /* the request bytes (owned) */
+        uint8_t *frame;                  /* the request bytes, inside <frame_alloc> */
         size_t frame_len;
+        void *frame_alloc;               /* the allocation holding the frame (owned) */
         int64_t received_ms;
         /* Deferred completion (long-poll fetch, group commit). */
         struct request *next;            /* in a broker waiter list */
@@ -47,9 +48,10 @@ struct request {
 
 typedef int handler_fn(struct request *req);
 
-/* Runs the handler for a request whose frame (without the size prefix) is <frame>
- * (ownership taken). Returns 0, or -errno when the connection must close. */
-int dispatch_request(struct conn *conn, uint8_t *frame, size_t len);
+/* Runs the handler for a request whose frame (without the size prefix) is the <len>
+ * bytes at <frame>, which lie inside the heap block <alloc> (ownership of <alloc> taken:
+ * freed with the request). Returns 0, or -errno when the connection must close. */
+int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len);
 
 /* Encodes <resp> (the generated response struct of req->api) after the response header
  * into the connection's output, then frees <req>. */
