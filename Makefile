@@ -74,7 +74,7 @@ clean:
 .PHONY: all asan test itest check gen gen-check fuzz clean bench
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# Benchmark load tool (bench/README.md); bench/run.sh runs the whole benchmark.
+# Benchmark load tool (bench/README.md); bench/run.py runs the whole benchmark.
 bench: build/bench/stratus_bench
 build/bench/stratus_bench: bench/stratus_bench.c
 	@mkdir -p build/bench
