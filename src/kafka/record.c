@@ -6,7 +6,6 @@
 
 #include "base/crc32c.h"
 #include "base/fileio.h"
-#include "kafka/wire.h"
 
 int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *h)
 {
@@ -56,45 +55,70 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
         return RECORD_OK;
 }
 
-bool record_batch_records_valid(const uint8_t *p, size_t size, const struct record_batch_header *h)
+/* Decodes a zigzag varint at *<p> (before <end>) into *<v>; false when it is truncated or
+ * longer than 5 bytes. Inline: this runs several times per record of every produce. */
+static inline bool take_varint(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+        uint64_t u = 0;
+        for (int shift = 0; shift < 35 && *p < end; shift += 7) {
+                uint8_t b = *(*p)++;
+                u |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Like take_varint() for the 10-byte varlong timestamp delta. */
+static inline bool skip_varlong(const uint8_t **p, const uint8_t *end)
+{
+        for (int i = 0; i < 10 && *p < end; i++)
+                if (!(*(*p)++ & 0x80))
+                        return true;
+        return false;
+}
+
+/* Skips a length-prefixed field of <len> bytes (-1 = null when <nullable>). */
+static inline bool skip_bytes(const uint8_t **p, const uint8_t *end, int64_t len, bool nullable)
+{
+        if (len == -1 && nullable)
+                return true;
+        if (len < 0 || len > end - *p)
+                return false;
+        *p += len;
+        return true;
+}
+
+bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct record_batch_header *h)
 {
         if (h->attributes & RECORD_ATTR_COMPRESSION_MASK)
                 return true;
-        struct kafka_reader r = kafka_reader_from(p + RECORD_BATCH_HEADER_SIZE, size - RECORD_BATCH_HEADER_SIZE, NULL);
+        const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
         for (int32_t i = 0; i < h->record_count; i++) {
-                int32_t len = kafka_read_varint(&r);
-                if (r.failed || len < 0 || (size_t)len > kafka_reader_left(&r))
+                int64_t len, offset_delta, key_len, value_len, headers;
+                if (!take_varint(&p, end, &len) || len < 0 || len > end - p)
                         return false;
-                struct kafka_reader rec = kafka_reader_from(r.p, (size_t)len, NULL);
-                r.p += len;
-                kafka_read_i8(&rec);      /* attributes */
-                kafka_read_varlong(&rec); /* timestamp delta */
-                if (kafka_read_varint(&rec) != i)
+                const uint8_t *rec_end = p + len;
+                if (p == rec_end)
                         return false;
-                int32_t key_len = kafka_read_varint(&rec);
-                if (key_len > 0)
-                        kafka_read_skip(&rec, (size_t)key_len);
-                int32_t value_len = kafka_read_varint(&rec);
-                if (value_len > 0)
-                        kafka_read_skip(&rec, (size_t)value_len);
-                int32_t headers = kafka_read_varint(&rec);
-                if (key_len < -1 || value_len < -1 || headers < 0)
+                p++; /* attributes */
+                if (!skip_varlong(&p, rec_end) || !take_varint(&p, rec_end, &offset_delta) || offset_delta != i ||
+                    !take_varint(&p, rec_end, &key_len) || !skip_bytes(&p, rec_end, key_len, true) ||
+                    !take_varint(&p, rec_end, &value_len) || !skip_bytes(&p, rec_end, value_len, true) ||
+                    !take_varint(&p, rec_end, &headers) || headers < 0)
                         return false;
-                for (int32_t j = 0; j < headers && !rec.failed; j++) {
-                        int32_t hk = kafka_read_varint(&rec);
-                        if (hk < 0)
+                for (int64_t j = 0; j < headers; j++) {
+                        int64_t hk, hv;
+                        if (!take_varint(&p, rec_end, &hk) || !skip_bytes(&p, rec_end, hk, false) ||
+                            !take_varint(&p, rec_end, &hv) || !skip_bytes(&p, rec_end, hv, true))
                                 return false;
-                        kafka_read_skip(&rec, (size_t)hk);
-                        int32_t hv = kafka_read_varint(&rec);
-                        if (hv < -1)
-                                return false;
-                        if (hv > 0)
-                                kafka_read_skip(&rec, (size_t)hv);
                 }
-                if (rec.failed || kafka_reader_left(&rec) != 0)
+                if (p != rec_end)
                         return false;
         }
-        return kafka_reader_left(&r) == 0;
+        return p == end;
 }
 
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)
