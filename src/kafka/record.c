@@ -6,6 +6,7 @@
 
 #include "base/crc32c.h"
 #include "base/fileio.h"
+#include "kafka/wire.h"
 
 int record_batch_header_parse(const uint8_t *p, size_t len, struct record_batch_header *h)
 {
@@ -55,31 +56,6 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
         return RECORD_OK;
 }
 
-/* Decodes a zigzag varint at *<p> (before <end>) into *<v>; false when it is truncated or
- * longer than 5 bytes. Inline: this runs several times per record of every produce. */
-static inline bool take_varint(const uint8_t **p, const uint8_t *end, int64_t *v)
-{
-        uint64_t u = 0;
-        for (int shift = 0; shift < 35 && *p < end; shift += 7) {
-                uint8_t b = *(*p)++;
-                u |= (uint64_t)(b & 0x7f) << shift;
-                if (!(b & 0x80)) {
-                        *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
-                        return true;
-                }
-        }
-        return false;
-}
-
-/* Like take_varint() for the 10-byte varlong timestamp delta. */
-static inline bool skip_varlong(const uint8_t **p, const uint8_t *end)
-{
-        for (int i = 0; i < 10 && *p < end; i++)
-                if (!(*(*p)++ & 0x80))
-                        return true;
-        return false;
-}
-
 /* Skips a length-prefixed field of <len> bytes (-1 = null when <nullable>). */
 static inline bool skip_bytes(const uint8_t **p, const uint8_t *end, int64_t len, bool nullable)
 {
@@ -97,22 +73,22 @@ bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct 
                 return true;
         const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
         for (int32_t i = 0; i < h->record_count; i++) {
-                int64_t len, offset_delta, key_len, value_len, headers;
-                if (!take_varint(&p, end, &len) || len < 0 || len > end - p)
+                int64_t len, timestamp_delta, offset_delta, key_len, value_len, headers;
+                if (!kafka_take_varlong(&p, end, &len) || len < 0 || len > end - p)
                         return false;
                 const uint8_t *rec_end = p + len;
                 if (p == rec_end)
                         return false;
                 p++; /* attributes */
-                if (!skip_varlong(&p, rec_end) || !take_varint(&p, rec_end, &offset_delta) || offset_delta != i ||
-                    !take_varint(&p, rec_end, &key_len) || !skip_bytes(&p, rec_end, key_len, true) ||
-                    !take_varint(&p, rec_end, &value_len) || !skip_bytes(&p, rec_end, value_len, true) ||
-                    !take_varint(&p, rec_end, &headers) || headers < 0)
+                if (!kafka_take_varlong(&p, rec_end, &timestamp_delta) || !kafka_take_varlong(&p, rec_end, &offset_delta) || offset_delta != i ||
+                    !kafka_take_varlong(&p, rec_end, &key_len) || !skip_bytes(&p, rec_end, key_len, true) ||
+                    !kafka_take_varlong(&p, rec_end, &value_len) || !skip_bytes(&p, rec_end, value_len, true) ||
+                    !kafka_take_varlong(&p, rec_end, &headers) || headers < 0)
                         return false;
                 for (int64_t j = 0; j < headers; j++) {
                         int64_t hk, hv;
-                        if (!take_varint(&p, rec_end, &hk) || !skip_bytes(&p, rec_end, hk, false) ||
-                            !take_varint(&p, rec_end, &hv) || !skip_bytes(&p, rec_end, hv, true))
+                        if (!kafka_take_varlong(&p, rec_end, &hk) || !skip_bytes(&p, rec_end, hk, false) ||
+                            !kafka_take_varlong(&p, rec_end, &hv) || !skip_bytes(&p, rec_end, hv, true))
                                 return false;
                 }
                 if (p != rec_end)

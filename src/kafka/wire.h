@@ -97,6 +97,23 @@ void *kafka_read_alloc(struct kafka_reader *r, int32_t count, size_t size);
 /* Skips <len> bytes (an unknown tagged field). */
 void kafka_read_skip(struct kafka_reader *r, size_t len);
 
+/* Decodes a zigzag varint/varlong at *<p> (before <end>) into *<out> and advances *<p>;
+ * false when truncated or longer than 10 bytes. Inline, for hot per-record walks over
+ * raw batch bytes where a sticky reader per field would cost too much. */
+static inline bool kafka_take_varlong(const uint8_t **p, const uint8_t *end, int64_t *out)
+{
+        uint64_t v = 0;
+        for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+                uint8_t b = *(*p)++;
+                v |= (uint64_t)(b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+                        return true;
+                }
+        }
+        return false;
+}
+
 /* Writer into a buffer. File slices (records held in a segment file) are recorded
  * beside the buffer so the connection can send them with sendfile(). */
 struct kafka_out_part {

@@ -166,6 +166,28 @@ def create_topic(bootstrap, name, partitions, config=None):
     fs[name].result(timeout=30)
 
 
+def consume_all(bootstrap, topic, expected, timeout=90):
+    """Reads every partition of <topic> from offset 0 with an assign()-consumer until
+    <expected> records arrived (or <timeout>), then checks that nothing more follows.
+    Returns the messages."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "enable.partition.eof": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < expected and time.monotonic() < deadline:
+            for m in c.consume(10000, 0.5):
+                assert m.error() is None, m.error()
+                got.append(m)
+        assert not c.consume(1000, 0.3), "no records beyond those produced"
+    finally:
+        c.close()
+    return got
+
+
 # ---- raw Kafka wire helpers for protocol-level tests ---------------------------------
 
 def frame(api_key, version, corr, body=b"", client_id=b"it", flexible=False):

@@ -13,6 +13,8 @@ import time
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from conftest import consume_all
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "js", "kafkajs_client.js")
 N_RECORDS = 20_000
@@ -27,24 +29,6 @@ def run_js(*args, timeout=60):
     r = subprocess.run(["node", SCRIPT, *map(str, args)], capture_output=True, timeout=timeout, cwd=HERE)
     assert r.returncode == 0, f"kafkajs script failed ({r.returncode}):\n{r.stderr.decode()}\n{r.stdout.decode()}"
     return json.loads(r.stdout)
-
-
-def consume_all(bootstrap, topic, expected, timeout=60):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
-                  "enable.partition.eof": False})
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        c.assign([TopicPartition(topic, p, 0) for p in parts])
-        got = []
-        deadline = time.monotonic() + timeout
-        while len(got) < expected and time.monotonic() < deadline:
-            for m in c.consume(10000, 0.5):
-                assert m.error() is None, m.error()
-                got.append(m)
-        assert not c.consume(1000, 0.3), "no records beyond those produced"
-    finally:
-        c.close()
-    return got
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip"])

@@ -1,12 +1,11 @@
 """Round trips with librdkafka clients: python3-confluent-kafka and kcat."""
 import subprocess
-import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from conftest import create_topic
+from conftest import consume_all, create_topic
 
 N_RECORDS = 100_000
 PARTITIONS = 6
@@ -38,21 +37,6 @@ def produce_keyed(bootstrap, topic, n, codec, extra=None):
     remaining = p.flush(60)
     assert remaining == 0, f"{remaining} records not delivered"
     assert not errors, errors[:5]
-
-
-def consume_all(bootstrap, topic, expected, timeout=90):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
-                  "auto.offset.reset": "earliest", "enable.partition.eof": False})
-    parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-    c.assign([TopicPartition(topic, p, 0) for p in parts])
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < expected and time.monotonic() < deadline:
-        for m in c.consume(10000, 1.0):
-            assert m.error() is None, m.error()
-            got.append(m)
-    c.close()
-    return got
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])

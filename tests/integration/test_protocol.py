@@ -599,7 +599,8 @@ def test_pipelined_produce_and_long_poll_fetch_from_threads_stay_consistent(brok
 
 
 def parse_describe_cluster(r, version):
-    throttle, error, message = r.i32(), r.i16(), r.compact_string()
+    r.i32()  # throttle_time_ms
+    error, message = r.i16(), r.compact_string()
     endpoint_type = r.i8() if version >= 1 else 1
     cluster_id, controller = r.compact_string(), r.i32()
     brokers = r.compact_array(lambda rr: (rr.i32(), rr.compact_string(), rr.i32(), rr.compact_string(), rr.tags()))

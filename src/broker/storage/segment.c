@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/crc32c.h"
 #include "base/fileio.h"
+#include "kafka/wire.h"
 
 #define LOOKUP_CHUNK (16 << 10)  /* read-ahead for short header scans */
 #define SCAN_CHUNK (256 << 10)   /* read-ahead for whole-segment scans */
@@ -712,21 +713,6 @@ int segment_for_each_batch(struct segment *seg, int64_t from_offset, segment_bat
         return rc;
 }
 
-/* Kafka varints: unsigned LEB128 of the zigzag encoding. */
-static bool read_varlong(const uint8_t **p, const uint8_t *end, int64_t *out)
-{
-        uint64_t v = 0;
-        for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-                uint8_t b = *(*p)++;
-                v |= (uint64_t)(b & 0x7f) << shift;
-                if (!(b & 0x80)) {
-                        *out = (int64_t)((v >> 1) ^ (0 - (v & 1)));
-                        return true;
-                }
-        }
-        return false;
-}
-
 /* Finds in the uncompressed batch <p, size> the first record at or after <min_offset>
  * with a timestamp >= <target_ms>. Returns 1 when found, 0 when none, -EBADMSG when
  * the records do not parse. */
@@ -738,11 +724,11 @@ static int search_records(const uint8_t *p, int64_t size, const struct record_ba
         bool append_time = h->attributes & RECORD_ATTR_TIMESTAMP_LOG_APPEND;
         for (int32_t i = 0; i < h->record_count; i++) {
                 int64_t length, ts_delta, offset_delta;
-                if (!read_varlong(&q, end, &length) || length < 1 || length > end - q)
+                if (!kafka_take_varlong(&q, end, &length) || length < 1 || length > end - q)
                         return -EBADMSG;
                 const uint8_t *next = q + length;
                 q++; /* attributes */
-                if (!read_varlong(&q, next, &ts_delta) || !read_varlong(&q, next, &offset_delta))
+                if (!kafka_take_varlong(&q, next, &ts_delta) || !kafka_take_varlong(&q, next, &offset_delta))
                         return -EBADMSG;
                 int64_t ts = append_time ? h->max_timestamp : h->base_timestamp + ts_delta;
                 int64_t off = h->base_offset + offset_delta;
