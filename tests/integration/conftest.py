@@ -188,6 +188,31 @@ def consume_all(bootstrap, topic, expected, timeout=90):
     return got
 
 
+def check_keyed_records(got, n_records, partitions, codec):
+    """Checks messages produced as record i = key "key-{i % 1000}", value "value-{i}",
+    headers seq=i and codec=<codec>: every partition used, dense ordered offsets, produce
+    order kept per partition, each record exactly once. Returns {partition: [messages]}."""
+    assert len(got) == n_records
+    per_partition = {}
+    for m in got:
+        per_partition.setdefault(m.partition(), []).append(m)
+    assert set(per_partition) == set(range(partitions)), "keys spread over every partition"
+    seen = set()
+    for p, msgs in per_partition.items():
+        assert [m.offset() for m in msgs] == list(range(len(msgs))), f"partition {p}: dense, ordered offsets"
+        seqs = [int(dict(m.headers())["seq"]) for m in msgs]
+        assert seqs == sorted(seqs), f"partition {p}: records in produce order"
+        for m in msgs:
+            h = dict(m.headers())
+            i = int(h["seq"])
+            assert m.key() == f"key-{i % 1000}".encode()
+            assert m.value() == f"value-{i}".encode()
+            assert h["codec"] == codec.encode()
+            seen.add(i)
+    assert seen == set(range(n_records))
+    return per_partition
+
+
 # ---- raw Kafka wire helpers for protocol-level tests ---------------------------------
 
 def frame(api_key, version, corr, body=b"", client_id=b"it", flexible=False):

@@ -5,7 +5,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from conftest import consume_all, create_topic
+from conftest import check_keyed_records, consume_all, create_topic
 
 N_RECORDS = 100_000
 PARTITIONS = 6
@@ -45,24 +45,7 @@ def test_produce_consume_100k_keyed_with_headers(broker, codec):
     create_topic(broker.bootstrap, topic, PARTITIONS)
     produce_keyed(broker.bootstrap, topic, N_RECORDS, codec)
     got = consume_all(broker.bootstrap, topic, N_RECORDS)
-    assert len(got) == N_RECORDS
-    per_partition = {}
-    for m in got:
-        per_partition.setdefault(m.partition(), []).append(m)
-    assert set(per_partition) == set(range(PARTITIONS)), "keys spread over every partition"
-    seen = set()
-    for p, msgs in per_partition.items():
-        offsets = [m.offset() for m in msgs]
-        assert offsets == list(range(len(msgs))), f"partition {p}: offsets are dense and ordered"
-        seqs = [int(dict(m.headers())["seq"]) for m in msgs]
-        assert seqs == sorted(seqs), f"partition {p}: records in produce order"
-        for m in msgs:
-            i = int(dict(m.headers())["seq"])
-            assert m.key() == f"key-{i % 1000}".encode()
-            assert m.value() == f"value-{i}".encode()
-            assert dict(m.headers())["codec"] == codec.encode()
-            seen.add(i)
-    assert seen == set(range(N_RECORDS))
+    check_keyed_records(got, N_RECORDS, PARTITIONS, codec)
 
 
 def test_kcat_produce_consume_and_metadata(broker):
