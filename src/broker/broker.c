@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "broker/conn.h"
 #include "broker/dispatch.h"
+#include "broker/group/group.h"
 #include "broker/storage/plog.h"
 #include "broker/topic_store.h"
 #include "loop/loop.h"
@@ -272,20 +273,43 @@ static int setup_listeners(struct broker *broker)
         return rc;
 }
 
+static void on_group_timer(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        broker->group_timer = NULL;
+        broker->group_timer_at = INT64_MAX;
+        group_coordinator_tick(broker->groups, clock_wall_ms());
+}
+
+/* Keeps one timer armed for the coordinator's earliest deadline. */
+static void arm_group_timer(struct broker *broker)
+{
+        int64_t at = group_coordinator_next_deadline(broker->groups);
+        if (at >= broker->group_timer_at)
+                return;
+        loop_cancel_timer(broker->loop, broker->group_timer);
+        broker->group_timer_at = at;
+        int64_t now = clock_wall_ms();
+        broker->group_timer = loop_add_timer(broker->loop, at > now ? at - now : 0, on_group_timer, broker);
+}
+
 static void before_sleep(struct loop *loop, void *arg)
 {
         struct broker *broker = arg;
         /* Answering a request starts the next one already read on its connection, which
          * may need another sync or wake fetches: repeat until none is left, or the loop
          * would sleep with answers held back. */
-        while (broker->sync_waiters || broker->data_appended) {
+        while (broker->sync_waiters || broker->data_appended || broker->offset_sync_waiters) {
                 if (broker->sync_waiters)
                         produce_sync_waiters(broker);
+                if (broker->offset_sync_waiters)
+                        offset_commit_sync_waiters(broker);
                 if (broker->data_appended) {
                         broker->data_appended = false;
                         fetch_wake_waiters(broker);
                 }
         }
+        arm_group_timer(broker);
         conn_free_closed(broker);
 }
 
@@ -378,6 +402,21 @@ int broker_start(struct broker *broker, struct loop *loop)
         rc = topics_load(broker, !clean);
         if (rc < 0)
                 return rc;
+        struct group_coordinator_config gcfg = {
+                .min_session_timeout_ms = broker->cfg.group_min_session_timeout_ms,
+                .max_session_timeout_ms = broker->cfg.group_max_session_timeout_ms,
+                .initial_rebalance_delay_ms = broker->cfg.group_initial_rebalance_delay_ms,
+                .max_size = broker->cfg.group_max_size,
+                .offset_metadata_max_bytes = broker->cfg.offset_metadata_max_bytes,
+                .offsets_retention_ms = broker->cfg.offsets_retention_minutes * 60000,
+                .offsets_retention_check_interval_ms = broker->cfg.offsets_retention_check_interval_ms,
+        };
+        char *groups_dir = xasprintf("%s/.groups", broker->data_dir);
+        rc = group_coordinator_open(groups_dir, &gcfg, clock_wall_ms(), &broker->groups);
+        free(groups_dir);
+        if (rc < 0)
+                return rc;
+        broker->group_timer_at = INT64_MAX;
         rc = setup_listeners(broker);
         if (rc < 0)
                 return rc;
@@ -410,6 +449,10 @@ void broker_stop(struct broker *broker)
         free(broker->listeners);
         broker->listeners = NULL;
         broker->nlisteners = 0;
+        loop_cancel_timer(broker->loop, broker->group_timer);
+        broker->group_timer = NULL;
+        group_coordinator_close(broker->groups);
+        broker->groups = NULL;
         if (broker->data_dir) {
                 topics_close(broker);
         }

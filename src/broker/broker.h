@@ -15,6 +15,8 @@ struct loop;
 struct conn;
 struct request;
 struct plog;
+struct group_coordinator;
+struct loop_timer;
 
 /* A listener from listeners=NAME://host:port, and where clients are told to connect. */
 struct listener {
@@ -49,6 +51,10 @@ struct broker {
         struct conn *closed;   /* connections closed this iteration, freed before sleep */
         struct request *fetch_waiters;   /* long-poll fetches, linked through req->next */
         struct request *sync_waiters;    /* produces waiting for the group-commit fsync */
+        struct group_coordinator *groups; /* consumer groups and committed offsets */
+        struct loop_timer *group_timer;  /* armed for the coordinator's next deadline */
+        int64_t group_timer_at;
+        struct request *offset_sync_waiters; /* offset commits waiting for the store's fsync */
         bool data_appended;              /* something was appended this iteration */
         int64_t next_producer_id;        /* next id InitProducerId hands out */
         int64_t producer_id_block_end;   /* ids below this are reserved on disk */

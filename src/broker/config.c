@@ -62,6 +62,20 @@ const struct config_def config_defs[] = {
           "most bytes one fetch response carries" },
         { "producer.id.expiration.ms", NULL, CONFIG_LONG, "86400000", 1, INT64_MAX, OFF(producer_id_expiration_ms), false,
           "forget the sequence state of idempotent producers idle this long" },
+        { "group.min.session.timeout.ms", NULL, CONFIG_INT, "6000", 1, INT32_MAX, OFF(group_min_session_timeout_ms), true,
+          "shortest session.timeout.ms a group member may ask for (shorter: INVALID_SESSION_TIMEOUT)" },
+        { "group.max.session.timeout.ms", NULL, CONFIG_INT, "1800000", 1, INT32_MAX, OFF(group_max_session_timeout_ms), true,
+          "longest session.timeout.ms a group member may ask for" },
+        { "group.initial.rebalance.delay.ms", NULL, CONFIG_INT, "3000", 0, INT32_MAX, OFF(group_initial_rebalance_delay_ms), true,
+          "how long an empty group waits for more members before its first rebalance completes" },
+        { "group.max.size", NULL, CONFIG_INT, "2147483647", 1, INT32_MAX, OFF(group_max_size), true,
+          "members one group may have (more: GROUP_MAX_SIZE_REACHED)" },
+        { "offset.metadata.max.bytes", NULL, CONFIG_INT, "4096", 0, 1048576, OFF(offset_metadata_max_bytes), true,
+          "longest metadata string stored with a committed offset" },
+        { "offsets.retention.minutes", NULL, CONFIG_LONG, "10080", 1, INT64_MAX / 60000, OFF(offsets_retention_minutes), true,
+          "committed offsets of a group are deleted this long after it became empty (KIP-211)" },
+        { "offsets.retention.check.interval.ms", NULL, CONFIG_LONG, "600000", 1, INT64_MAX, OFF(offsets_retention_check_interval_ms), true,
+          "how often expired offsets and unused groups are removed" },
         { "cluster.id", NULL, CONFIG_STRING, "", 0, 0, OFF(cluster_id), true,
           "cluster id clients see; empty = generated once and kept in <log.dirs>/meta.properties" },
 };
@@ -89,7 +103,8 @@ static const char *const ignored_keys[] = {
         "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
         "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
         "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
-        "group.initial.rebalance.delay.ms", "controller.quorum.bootstrap.servers",
+        "controller.quorum.bootstrap.servers", "offsets.topic.num.partitions",
+        "offsets.topic.segment.bytes", "offsets.commit.timeout.ms",
 };
 
 const struct config_def *config_find(const char *name)
@@ -289,6 +304,11 @@ int config_validate(const struct broker_config *cfg, char *err, size_t err_len)
         }
         if (strchr(cfg->log_dirs, ',')) {
                 snprintf(err, err_len, "log.dirs: \"%s\": one directory is supported per broker", cfg->log_dirs);
+                return -EINVAL;
+        }
+        if (cfg->group_min_session_timeout_ms > cfg->group_max_session_timeout_ms) {
+                snprintf(err, err_len, "group.min.session.timeout.ms (%d) must not exceed group.max.session.timeout.ms (%d)",
+                         cfg->group_min_session_timeout_ms, cfg->group_max_session_timeout_ms);
                 return -EINVAL;
         }
         if (cfg->message_max_bytes > cfg->socket_request_max_bytes) {

@@ -34,6 +34,13 @@ struct broker_config {
         int32_t max_connections;                 /* max.connections */
         int32_t fetch_max_bytes;                 /* fetch.max.bytes: cap on one fetch response */
         int64_t producer_id_expiration_ms;       /* producer.id.expiration.ms */
+        int32_t group_min_session_timeout_ms;    /* group.min.session.timeout.ms */
+        int32_t group_max_session_timeout_ms;    /* group.max.session.timeout.ms */
+        int32_t group_initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
+        int32_t group_max_size;                  /* group.max.size */
+        int32_t offset_metadata_max_bytes;       /* offset.metadata.max.bytes */
+        int64_t offsets_retention_minutes;       /* offsets.retention.minutes */
+        int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
         char *cluster_id;                        /* cluster.id ("" = generated once, kept in meta.properties) */
 };
 

@@ -32,6 +32,17 @@ static const struct handler handlers[KAFKA_API_KEY_MAX + 1] = {
         [KAFKA_API_DESCRIBE_CONFIGS] = { handle_describe_configs },
         [KAFKA_API_CREATE_PARTITIONS] = { handle_create_partitions },
         [KAFKA_API_DESCRIBE_CLUSTER] = { handle_describe_cluster },
+        [KAFKA_API_FIND_COORDINATOR] = { handle_find_coordinator },
+        [KAFKA_API_JOIN_GROUP] = { handle_join_group },
+        [KAFKA_API_SYNC_GROUP] = { handle_sync_group },
+        [KAFKA_API_HEARTBEAT] = { handle_heartbeat },
+        [KAFKA_API_LEAVE_GROUP] = { handle_leave_group },
+        [KAFKA_API_OFFSET_COMMIT] = { handle_offset_commit },
+        [KAFKA_API_OFFSET_FETCH] = { handle_offset_fetch },
+        [KAFKA_API_DESCRIBE_GROUPS] = { handle_describe_groups },
+        [KAFKA_API_LIST_GROUPS] = { handle_list_groups },
+        [KAFKA_API_DELETE_GROUPS] = { handle_delete_groups },
+        [KAFKA_API_OFFSET_DELETE] = { handle_offset_delete },
 };
 
 /* Decoded data may take at most this multiple of the frame (plus a floor). */

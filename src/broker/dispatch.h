@@ -70,11 +70,15 @@ void request_free(struct request *req);
 handler_fn handle_api_versions, handle_metadata, handle_produce, handle_fetch,
         handle_list_offsets, handle_create_topics, handle_delete_topics, handle_create_partitions,
         handle_describe_configs, handle_delete_records, handle_describe_cluster,
-        handle_init_producer_id;
+        handle_init_producer_id, handle_find_coordinator, handle_join_group, handle_sync_group,
+        handle_heartbeat, handle_leave_group, handle_offset_commit, handle_offset_fetch,
+        handle_describe_groups, handle_list_groups, handle_delete_groups, handle_offset_delete;
 
 /* Long-poll fetches re-check their partitions (before-sleep, after appends). */
 void fetch_wake_waiters(struct broker *broker);
 /* Group commit: fsyncs logs with unflushed appends and answers waiting produces. */
 void produce_sync_waiters(struct broker *broker);
+/* Group commit for OffsetCommit: fsyncs the group store and answers waiting commits. */
+void offset_commit_sync_waiters(struct broker *broker);
 
 #endif

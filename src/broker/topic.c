@@ -17,6 +17,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/group/group.h"
 #include "broker/storage/plog.h"
 #include "broker/topic_store.h"
 
@@ -276,6 +277,9 @@ int broker_delete_topic(struct broker *broker, struct topic *topic)
                 return rc;
         }
         map_del(&broker->topics, topic->name, strlen(topic->name));
+        /* As Kafka does, committed offsets of a deleted topic go with it. */
+        if (broker->groups)
+                group_coordinator_topic_deleted(broker->groups, topic->name);
         for (int32_t p = 0; p < topic->partition_count; p++) {
                 int r = plog_destroy(topic->partitions[p]);
                 if (r < 0)

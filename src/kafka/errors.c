@@ -24,6 +24,8 @@ const char *kafka_error_name(int code)
                 return "REQUEST_TIMED_OUT";
         case 10:
                 return "MESSAGE_TOO_LARGE";
+        case 12:
+                return "OFFSET_METADATA_TOO_LARGE";
         case 13:
                 return "NETWORK_EXCEPTION";
         case 14:

@@ -2526,6 +2526,3062 @@ void metadata_response_encode(struct kafka_writer *w, int16_t version, const str
         encode_metadata_response(w, version, m);
 }
 
+static UNUSED void decode_offset_commit_request_offset_commit_request_partition(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_partition *m);
+static UNUSED void decode_tags_offset_commit_request_offset_commit_request_partition(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_partition *m);
+static UNUSED void encode_offset_commit_request_offset_commit_request_partition(struct kafka_writer *w, int16_t version, const struct offset_commit_request_offset_commit_request_partition *m);
+static UNUSED void decode_offset_commit_request_offset_commit_request_topic(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_topic *m);
+static UNUSED void decode_tags_offset_commit_request_offset_commit_request_topic(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_topic *m);
+static UNUSED void encode_offset_commit_request_offset_commit_request_topic(struct kafka_writer *w, int16_t version, const struct offset_commit_request_offset_commit_request_topic *m);
+static UNUSED void decode_offset_commit_request(struct kafka_reader *r, int16_t version, struct offset_commit_request *m);
+static UNUSED void decode_tags_offset_commit_request(struct kafka_reader *r, int16_t version, struct offset_commit_request *m);
+static UNUSED void encode_offset_commit_request(struct kafka_writer *w, int16_t version, const struct offset_commit_request *m);
+
+void offset_commit_request_offset_commit_request_partition_init(struct offset_commit_request_offset_commit_request_partition *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->committed_leader_epoch = -1;
+        m->commit_timestamp = -1;
+        m->committed_metadata.ptr = "";
+}
+
+static void decode_tags_offset_commit_request_offset_commit_request_partition(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_partition *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_request_offset_commit_request_partition(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_partition *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        m->partition_index = kafka_read_i32(r);
+        m->committed_offset = kafka_read_i64(r);
+        if (version >= 6) {
+                m->committed_leader_epoch = kafka_read_i32(r);
+        }
+        if (version <= 1) {
+                m->commit_timestamp = kafka_read_i64(r);
+        }
+        m->committed_metadata = kafka_read_str(r, flex);
+        if (flex)
+                decode_tags_offset_commit_request_offset_commit_request_partition(r, version, m);
+}
+
+static void encode_offset_commit_request_offset_commit_request_partition(struct kafka_writer *w, int16_t version, const struct offset_commit_request_offset_commit_request_partition *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        kafka_write_i32(w, m->partition_index);
+        kafka_write_i64(w, m->committed_offset);
+        if (version >= 6) {
+                kafka_write_i32(w, m->committed_leader_epoch);
+        }
+        if (version <= 1) {
+                kafka_write_i64(w, m->commit_timestamp);
+        }
+        kafka_write_str(w, m->committed_metadata, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_commit_request_offset_commit_request_topic_init(struct offset_commit_request_offset_commit_request_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_commit_request_offset_commit_request_topic(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_request_offset_commit_request_topic(struct kafka_reader *r, int16_t version, struct offset_commit_request_offset_commit_request_topic *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        m->name = kafka_read_str(r, flex);
+        m->partitions_count = kafka_read_array_len(r, flex, 14);
+        m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_commit_request_offset_commit_request_partition));
+        for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                offset_commit_request_offset_commit_request_partition_init(&m->partitions[i]);
+                decode_offset_commit_request_offset_commit_request_partition(r, version, &m->partitions[i]);
+        }
+        if (flex)
+                decode_tags_offset_commit_request_offset_commit_request_topic(r, version, m);
+}
+
+static void encode_offset_commit_request_offset_commit_request_topic(struct kafka_writer *w, int16_t version, const struct offset_commit_request_offset_commit_request_topic *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->name, flex);
+        kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+        for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                encode_offset_commit_request_offset_commit_request_partition(w, version, &m->partitions[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_commit_request_init(struct offset_commit_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->generation_id_or_member_epoch = -1;
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+        m->retention_time_ms = -1;
+}
+
+static void decode_tags_offset_commit_request(struct kafka_reader *r, int16_t version, struct offset_commit_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_request(struct kafka_reader *r, int16_t version, struct offset_commit_request *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->generation_id_or_member_epoch = kafka_read_i32(r);
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 7) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        if (version >= 2 && version <= 4) {
+                m->retention_time_ms = kafka_read_i64(r);
+        }
+        m->topics_count = kafka_read_array_len(r, flex, 3);
+        m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_commit_request_offset_commit_request_topic));
+        for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                offset_commit_request_offset_commit_request_topic_init(&m->topics[i]);
+                decode_offset_commit_request_offset_commit_request_topic(r, version, &m->topics[i]);
+        }
+        if (flex)
+                decode_tags_offset_commit_request(r, version, m);
+}
+
+static void encode_offset_commit_request(struct kafka_writer *w, int16_t version, const struct offset_commit_request *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_i32(w, m->generation_id_or_member_epoch);
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 7) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        if (version >= 2 && version <= 4) {
+                kafka_write_i64(w, m->retention_time_ms);
+        }
+        kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+        for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                encode_offset_commit_request_offset_commit_request_topic(w, version, &m->topics[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct offset_commit_request *m)
+{
+        offset_commit_request_init(m);
+        if (version < 1 || version > 8)
+                return -EPROTO;
+        decode_offset_commit_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct offset_commit_request *m)
+{
+        encode_offset_commit_request(w, version, m);
+}
+
+static UNUSED void decode_offset_commit_response_offset_commit_response_partition(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_partition *m);
+static UNUSED void decode_tags_offset_commit_response_offset_commit_response_partition(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_partition *m);
+static UNUSED void encode_offset_commit_response_offset_commit_response_partition(struct kafka_writer *w, int16_t version, const struct offset_commit_response_offset_commit_response_partition *m);
+static UNUSED void decode_offset_commit_response_offset_commit_response_topic(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_topic *m);
+static UNUSED void decode_tags_offset_commit_response_offset_commit_response_topic(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_topic *m);
+static UNUSED void encode_offset_commit_response_offset_commit_response_topic(struct kafka_writer *w, int16_t version, const struct offset_commit_response_offset_commit_response_topic *m);
+static UNUSED void decode_offset_commit_response(struct kafka_reader *r, int16_t version, struct offset_commit_response *m);
+static UNUSED void decode_tags_offset_commit_response(struct kafka_reader *r, int16_t version, struct offset_commit_response *m);
+static UNUSED void encode_offset_commit_response(struct kafka_writer *w, int16_t version, const struct offset_commit_response *m);
+
+void offset_commit_response_offset_commit_response_partition_init(struct offset_commit_response_offset_commit_response_partition *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_commit_response_offset_commit_response_partition(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_partition *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_response_offset_commit_response_partition(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_partition *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        m->partition_index = kafka_read_i32(r);
+        m->error_code = kafka_read_i16(r);
+        if (flex)
+                decode_tags_offset_commit_response_offset_commit_response_partition(r, version, m);
+}
+
+static void encode_offset_commit_response_offset_commit_response_partition(struct kafka_writer *w, int16_t version, const struct offset_commit_response_offset_commit_response_partition *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        kafka_write_i32(w, m->partition_index);
+        kafka_write_i16(w, m->error_code);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_commit_response_offset_commit_response_topic_init(struct offset_commit_response_offset_commit_response_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_commit_response_offset_commit_response_topic(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_response_offset_commit_response_topic(struct kafka_reader *r, int16_t version, struct offset_commit_response_offset_commit_response_topic *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        m->name = kafka_read_str(r, flex);
+        m->partitions_count = kafka_read_array_len(r, flex, 6);
+        m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_commit_response_offset_commit_response_partition));
+        for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                offset_commit_response_offset_commit_response_partition_init(&m->partitions[i]);
+                decode_offset_commit_response_offset_commit_response_partition(r, version, &m->partitions[i]);
+        }
+        if (flex)
+                decode_tags_offset_commit_response_offset_commit_response_topic(r, version, m);
+}
+
+static void encode_offset_commit_response_offset_commit_response_topic(struct kafka_writer *w, int16_t version, const struct offset_commit_response_offset_commit_response_topic *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->name, flex);
+        kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+        for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                encode_offset_commit_response_offset_commit_response_partition(w, version, &m->partitions[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_commit_response_init(struct offset_commit_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_commit_response(struct kafka_reader *r, int16_t version, struct offset_commit_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_commit_response(struct kafka_reader *r, int16_t version, struct offset_commit_response *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->topics_count = kafka_read_array_len(r, flex, 3);
+        m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_commit_response_offset_commit_response_topic));
+        for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                offset_commit_response_offset_commit_response_topic_init(&m->topics[i]);
+                decode_offset_commit_response_offset_commit_response_topic(r, version, &m->topics[i]);
+        }
+        if (flex)
+                decode_tags_offset_commit_response(r, version, m);
+}
+
+static void encode_offset_commit_response(struct kafka_writer *w, int16_t version, const struct offset_commit_response *m)
+{
+        bool flex = version >= 8;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+        for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                encode_offset_commit_response_offset_commit_response_topic(w, version, &m->topics[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct offset_commit_response *m)
+{
+        offset_commit_response_init(m);
+        if (version < 1 || version > 8)
+                return -EPROTO;
+        decode_offset_commit_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct offset_commit_response *m)
+{
+        encode_offset_commit_response(w, version, m);
+}
+
+static UNUSED void decode_offset_fetch_request_offset_fetch_request_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topic *m);
+static UNUSED void decode_tags_offset_fetch_request_offset_fetch_request_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topic *m);
+static UNUSED void encode_offset_fetch_request_offset_fetch_request_topic(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_topic *m);
+static UNUSED void decode_offset_fetch_request_offset_fetch_request_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topics *m);
+static UNUSED void decode_tags_offset_fetch_request_offset_fetch_request_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topics *m);
+static UNUSED void encode_offset_fetch_request_offset_fetch_request_topics(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_topics *m);
+static UNUSED void decode_offset_fetch_request_offset_fetch_request_group(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_group *m);
+static UNUSED void decode_tags_offset_fetch_request_offset_fetch_request_group(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_group *m);
+static UNUSED void encode_offset_fetch_request_offset_fetch_request_group(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_group *m);
+static UNUSED void decode_offset_fetch_request(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m);
+static UNUSED void decode_tags_offset_fetch_request(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m);
+static UNUSED void encode_offset_fetch_request(struct kafka_writer *w, int16_t version, const struct offset_fetch_request *m);
+
+void offset_fetch_request_offset_fetch_request_topic_init(struct offset_fetch_request_offset_fetch_request_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_fetch_request_offset_fetch_request_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_request_offset_fetch_request_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topic *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                m->name = kafka_read_str(r, flex);
+        }
+        if (version <= 7) {
+                m->partition_indexes_count = kafka_read_array_len(r, flex, 4);
+                m->partition_indexes = kafka_read_alloc(r, m->partition_indexes_count, sizeof(int32_t));
+                for (int32_t i = 0; m->partition_indexes && i < m->partition_indexes_count && !r->failed; i++) {
+                        m->partition_indexes[i] = kafka_read_i32(r);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_request_offset_fetch_request_topic(r, version, m);
+}
+
+static void encode_offset_fetch_request_offset_fetch_request_topic(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_topic *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                kafka_write_str(w, m->name, flex);
+        }
+        if (version <= 7) {
+                kafka_write_array_len(w, m->partition_indexes || m->partition_indexes_count == 0 ? m->partition_indexes_count : -1, flex);
+                for (int32_t i = 0; m->partition_indexes && i < m->partition_indexes_count; i++)
+                        kafka_write_i32(w, m->partition_indexes[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_request_offset_fetch_request_topics_init(struct offset_fetch_request_offset_fetch_request_topics *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_fetch_request_offset_fetch_request_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topics *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_request_offset_fetch_request_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_topics *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                m->name = kafka_read_str(r, flex);
+        }
+        if (version >= 8) {
+                m->partition_indexes_count = kafka_read_array_len(r, flex, 4);
+                m->partition_indexes = kafka_read_alloc(r, m->partition_indexes_count, sizeof(int32_t));
+                for (int32_t i = 0; m->partition_indexes && i < m->partition_indexes_count && !r->failed; i++) {
+                        m->partition_indexes[i] = kafka_read_i32(r);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_request_offset_fetch_request_topics(r, version, m);
+}
+
+static void encode_offset_fetch_request_offset_fetch_request_topics(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_topics *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                kafka_write_str(w, m->name, flex);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->partition_indexes || m->partition_indexes_count == 0 ? m->partition_indexes_count : -1, flex);
+                for (int32_t i = 0; m->partition_indexes && i < m->partition_indexes_count; i++)
+                        kafka_write_i32(w, m->partition_indexes[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_request_offset_fetch_request_group_init(struct offset_fetch_request_offset_fetch_request_group *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->member_id.len = -1;
+        m->member_epoch = -1;
+}
+
+static void decode_tags_offset_fetch_request_offset_fetch_request_group(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_group *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_request_offset_fetch_request_group(struct kafka_reader *r, int16_t version, struct offset_fetch_request_offset_fetch_request_group *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                m->group_id = kafka_read_str(r, flex);
+        }
+        if (version >= 8) {
+                m->topics_count = kafka_read_array_len(r, flex, 1);
+                m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_fetch_request_offset_fetch_request_topics));
+                for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                        offset_fetch_request_offset_fetch_request_topics_init(&m->topics[i]);
+                        decode_offset_fetch_request_offset_fetch_request_topics(r, version, &m->topics[i]);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_request_offset_fetch_request_group(r, version, m);
+}
+
+static void encode_offset_fetch_request_offset_fetch_request_group(struct kafka_writer *w, int16_t version, const struct offset_fetch_request_offset_fetch_request_group *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                kafka_write_str(w, m->group_id, flex);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+                for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                        encode_offset_fetch_request_offset_fetch_request_topics(w, version, &m->topics[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_request_init(struct offset_fetch_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+}
+
+static void decode_tags_offset_fetch_request(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_request(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                m->group_id = kafka_read_str(r, flex);
+        }
+        if (version <= 7) {
+                m->topics_count = kafka_read_array_len(r, flex, 1);
+                m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_fetch_request_offset_fetch_request_topic));
+                for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                        offset_fetch_request_offset_fetch_request_topic_init(&m->topics[i]);
+                        decode_offset_fetch_request_offset_fetch_request_topic(r, version, &m->topics[i]);
+                }
+        }
+        if (version >= 8) {
+                m->groups_count = kafka_read_array_len(r, flex, 1);
+                m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct offset_fetch_request_offset_fetch_request_group));
+                for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
+                        offset_fetch_request_offset_fetch_request_group_init(&m->groups[i]);
+                        decode_offset_fetch_request_offset_fetch_request_group(r, version, &m->groups[i]);
+                }
+        }
+        if (version >= 7) {
+                m->require_stable = kafka_read_bool(r);
+        }
+        if (flex)
+                decode_tags_offset_fetch_request(r, version, m);
+}
+
+static void encode_offset_fetch_request(struct kafka_writer *w, int16_t version, const struct offset_fetch_request *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                kafka_write_str(w, m->group_id, flex);
+        }
+        if (version <= 7) {
+                kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+                for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                        encode_offset_fetch_request_offset_fetch_request_topic(w, version, &m->topics[i]);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
+                for (int32_t i = 0; m->groups && i < m->groups_count; i++)
+                        encode_offset_fetch_request_offset_fetch_request_group(w, version, &m->groups[i]);
+        }
+        if (version >= 7) {
+                kafka_write_bool(w, m->require_stable);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_fetch_request_decode(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m)
+{
+        offset_fetch_request_init(m);
+        if (version < 1 || version > 8)
+                return -EPROTO;
+        decode_offset_fetch_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct offset_fetch_request *m)
+{
+        encode_offset_fetch_request(w, version, m);
+}
+
+static UNUSED void decode_offset_fetch_response_offset_fetch_response_partition(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partition *m);
+static UNUSED void decode_tags_offset_fetch_response_offset_fetch_response_partition(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partition *m);
+static UNUSED void encode_offset_fetch_response_offset_fetch_response_partition(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_partition *m);
+static UNUSED void decode_offset_fetch_response_offset_fetch_response_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topic *m);
+static UNUSED void decode_tags_offset_fetch_response_offset_fetch_response_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topic *m);
+static UNUSED void encode_offset_fetch_response_offset_fetch_response_topic(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_topic *m);
+static UNUSED void decode_offset_fetch_response_offset_fetch_response_partitions(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partitions *m);
+static UNUSED void decode_tags_offset_fetch_response_offset_fetch_response_partitions(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partitions *m);
+static UNUSED void encode_offset_fetch_response_offset_fetch_response_partitions(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_partitions *m);
+static UNUSED void decode_offset_fetch_response_offset_fetch_response_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topics *m);
+static UNUSED void decode_tags_offset_fetch_response_offset_fetch_response_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topics *m);
+static UNUSED void encode_offset_fetch_response_offset_fetch_response_topics(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_topics *m);
+static UNUSED void decode_offset_fetch_response_offset_fetch_response_group(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_group *m);
+static UNUSED void decode_tags_offset_fetch_response_offset_fetch_response_group(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_group *m);
+static UNUSED void encode_offset_fetch_response_offset_fetch_response_group(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_group *m);
+static UNUSED void decode_offset_fetch_response(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m);
+static UNUSED void decode_tags_offset_fetch_response(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m);
+static UNUSED void encode_offset_fetch_response(struct kafka_writer *w, int16_t version, const struct offset_fetch_response *m);
+
+void offset_fetch_response_offset_fetch_response_partition_init(struct offset_fetch_response_offset_fetch_response_partition *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->committed_leader_epoch = -1;
+        m->metadata.ptr = "";
+}
+
+static void decode_tags_offset_fetch_response_offset_fetch_response_partition(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partition *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response_offset_fetch_response_partition(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partition *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                m->partition_index = kafka_read_i32(r);
+        }
+        if (version <= 7) {
+                m->committed_offset = kafka_read_i64(r);
+        }
+        if (version >= 5 && version <= 7) {
+                m->committed_leader_epoch = kafka_read_i32(r);
+        }
+        if (version <= 7) {
+                m->metadata = kafka_read_str(r, flex);
+        }
+        if (version <= 7) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (flex)
+                decode_tags_offset_fetch_response_offset_fetch_response_partition(r, version, m);
+}
+
+static void encode_offset_fetch_response_offset_fetch_response_partition(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_partition *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                kafka_write_i32(w, m->partition_index);
+        }
+        if (version <= 7) {
+                kafka_write_i64(w, m->committed_offset);
+        }
+        if (version >= 5 && version <= 7) {
+                kafka_write_i32(w, m->committed_leader_epoch);
+        }
+        if (version <= 7) {
+                kafka_write_str(w, m->metadata, flex);
+        }
+        if (version <= 7) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_response_offset_fetch_response_topic_init(struct offset_fetch_response_offset_fetch_response_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_fetch_response_offset_fetch_response_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response_offset_fetch_response_topic(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topic *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                m->name = kafka_read_str(r, flex);
+        }
+        if (version <= 7) {
+                m->partitions_count = kafka_read_array_len(r, flex, 1);
+                m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_fetch_response_offset_fetch_response_partition));
+                for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                        offset_fetch_response_offset_fetch_response_partition_init(&m->partitions[i]);
+                        decode_offset_fetch_response_offset_fetch_response_partition(r, version, &m->partitions[i]);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_response_offset_fetch_response_topic(r, version, m);
+}
+
+static void encode_offset_fetch_response_offset_fetch_response_topic(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_topic *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version <= 7) {
+                kafka_write_str(w, m->name, flex);
+        }
+        if (version <= 7) {
+                kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+                for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                        encode_offset_fetch_response_offset_fetch_response_partition(w, version, &m->partitions[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_response_offset_fetch_response_partitions_init(struct offset_fetch_response_offset_fetch_response_partitions *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->committed_leader_epoch = -1;
+        m->metadata.ptr = "";
+}
+
+static void decode_tags_offset_fetch_response_offset_fetch_response_partitions(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partitions *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response_offset_fetch_response_partitions(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_partitions *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                m->partition_index = kafka_read_i32(r);
+        }
+        if (version >= 8) {
+                m->committed_offset = kafka_read_i64(r);
+        }
+        if (version >= 8) {
+                m->committed_leader_epoch = kafka_read_i32(r);
+        }
+        if (version >= 8) {
+                m->metadata = kafka_read_str(r, flex);
+        }
+        if (version >= 8) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (flex)
+                decode_tags_offset_fetch_response_offset_fetch_response_partitions(r, version, m);
+}
+
+static void encode_offset_fetch_response_offset_fetch_response_partitions(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_partitions *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                kafka_write_i32(w, m->partition_index);
+        }
+        if (version >= 8) {
+                kafka_write_i64(w, m->committed_offset);
+        }
+        if (version >= 8) {
+                kafka_write_i32(w, m->committed_leader_epoch);
+        }
+        if (version >= 8) {
+                kafka_write_str(w, m->metadata, flex);
+        }
+        if (version >= 8) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_response_offset_fetch_response_topics_init(struct offset_fetch_response_offset_fetch_response_topics *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_fetch_response_offset_fetch_response_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topics *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response_offset_fetch_response_topics(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_topics *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                m->name = kafka_read_str(r, flex);
+        }
+        if (version >= 8) {
+                m->partitions_count = kafka_read_array_len(r, flex, 1);
+                m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_fetch_response_offset_fetch_response_partitions));
+                for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                        offset_fetch_response_offset_fetch_response_partitions_init(&m->partitions[i]);
+                        decode_offset_fetch_response_offset_fetch_response_partitions(r, version, &m->partitions[i]);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_response_offset_fetch_response_topics(r, version, m);
+}
+
+static void encode_offset_fetch_response_offset_fetch_response_topics(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_topics *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                kafka_write_str(w, m->name, flex);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+                for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                        encode_offset_fetch_response_offset_fetch_response_partitions(w, version, &m->partitions[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_response_offset_fetch_response_group_init(struct offset_fetch_response_offset_fetch_response_group *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+}
+
+static void decode_tags_offset_fetch_response_offset_fetch_response_group(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_group *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response_offset_fetch_response_group(struct kafka_reader *r, int16_t version, struct offset_fetch_response_offset_fetch_response_group *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                m->group_id = kafka_read_str(r, flex);
+        }
+        if (version >= 8) {
+                m->topics_count = kafka_read_array_len(r, flex, 1);
+                m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_fetch_response_offset_fetch_response_topics));
+                for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                        offset_fetch_response_offset_fetch_response_topics_init(&m->topics[i]);
+                        decode_offset_fetch_response_offset_fetch_response_topics(r, version, &m->topics[i]);
+                }
+        }
+        if (version >= 8) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (flex)
+                decode_tags_offset_fetch_response_offset_fetch_response_group(r, version, m);
+}
+
+static void encode_offset_fetch_response_offset_fetch_response_group(struct kafka_writer *w, int16_t version, const struct offset_fetch_response_offset_fetch_response_group *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 8) {
+                kafka_write_str(w, m->group_id, flex);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+                for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                        encode_offset_fetch_response_offset_fetch_response_topics(w, version, &m->topics[i]);
+        }
+        if (version >= 8) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_fetch_response_init(struct offset_fetch_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_fetch_response(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_fetch_response(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        if (version <= 7) {
+                m->topics_count = kafka_read_array_len(r, flex, 1);
+                m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_fetch_response_offset_fetch_response_topic));
+                for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                        offset_fetch_response_offset_fetch_response_topic_init(&m->topics[i]);
+                        decode_offset_fetch_response_offset_fetch_response_topic(r, version, &m->topics[i]);
+                }
+        }
+        if (version >= 2 && version <= 7) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (version >= 8) {
+                m->groups_count = kafka_read_array_len(r, flex, 1);
+                m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct offset_fetch_response_offset_fetch_response_group));
+                for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
+                        offset_fetch_response_offset_fetch_response_group_init(&m->groups[i]);
+                        decode_offset_fetch_response_offset_fetch_response_group(r, version, &m->groups[i]);
+                }
+        }
+        if (flex)
+                decode_tags_offset_fetch_response(r, version, m);
+}
+
+static void encode_offset_fetch_response(struct kafka_writer *w, int16_t version, const struct offset_fetch_response *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        if (version <= 7) {
+                kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+                for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                        encode_offset_fetch_response_offset_fetch_response_topic(w, version, &m->topics[i]);
+        }
+        if (version >= 2 && version <= 7) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (version >= 8) {
+                kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
+                for (int32_t i = 0; m->groups && i < m->groups_count; i++)
+                        encode_offset_fetch_response_offset_fetch_response_group(w, version, &m->groups[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_fetch_response_decode(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m)
+{
+        offset_fetch_response_init(m);
+        if (version < 1 || version > 8)
+                return -EPROTO;
+        decode_offset_fetch_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct offset_fetch_response *m)
+{
+        encode_offset_fetch_response(w, version, m);
+}
+
+static UNUSED void decode_find_coordinator_request(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m);
+static UNUSED void decode_tags_find_coordinator_request(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m);
+static UNUSED void encode_find_coordinator_request(struct kafka_writer *w, int16_t version, const struct find_coordinator_request *m);
+
+void find_coordinator_request_init(struct find_coordinator_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->key.ptr = "";
+}
+
+static void decode_tags_find_coordinator_request(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_find_coordinator_request(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version <= 3) {
+                m->key = kafka_read_str(r, flex);
+        }
+        if (version >= 1) {
+                m->key_type = kafka_read_i8(r);
+        }
+        if (version >= 4) {
+                m->coordinator_keys_count = kafka_read_array_len(r, flex, 1);
+                m->coordinator_keys = kafka_read_alloc(r, m->coordinator_keys_count, sizeof(struct kafka_str));
+                for (int32_t i = 0; m->coordinator_keys && i < m->coordinator_keys_count && !r->failed; i++) {
+                        m->coordinator_keys[i] = kafka_read_str(r, flex);
+                }
+        }
+        if (flex)
+                decode_tags_find_coordinator_request(r, version, m);
+}
+
+static void encode_find_coordinator_request(struct kafka_writer *w, int16_t version, const struct find_coordinator_request *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version <= 3) {
+                kafka_write_str(w, m->key, flex);
+        }
+        if (version >= 1) {
+                kafka_write_i8(w, m->key_type);
+        }
+        if (version >= 4) {
+                kafka_write_array_len(w, m->coordinator_keys || m->coordinator_keys_count == 0 ? m->coordinator_keys_count : -1, flex);
+                for (int32_t i = 0; m->coordinator_keys && i < m->coordinator_keys_count; i++)
+                        kafka_write_str(w, m->coordinator_keys[i], flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int find_coordinator_request_decode(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m)
+{
+        find_coordinator_request_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_find_coordinator_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void find_coordinator_request_encode(struct kafka_writer *w, int16_t version, const struct find_coordinator_request *m)
+{
+        encode_find_coordinator_request(w, version, m);
+}
+
+static UNUSED void decode_find_coordinator_response_coordinator(struct kafka_reader *r, int16_t version, struct find_coordinator_response_coordinator *m);
+static UNUSED void decode_tags_find_coordinator_response_coordinator(struct kafka_reader *r, int16_t version, struct find_coordinator_response_coordinator *m);
+static UNUSED void encode_find_coordinator_response_coordinator(struct kafka_writer *w, int16_t version, const struct find_coordinator_response_coordinator *m);
+static UNUSED void decode_find_coordinator_response(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m);
+static UNUSED void decode_tags_find_coordinator_response(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m);
+static UNUSED void encode_find_coordinator_response(struct kafka_writer *w, int16_t version, const struct find_coordinator_response *m);
+
+void find_coordinator_response_coordinator_init(struct find_coordinator_response_coordinator *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->key.ptr = "";
+        m->host.ptr = "";
+        m->error_message.ptr = "";
+}
+
+static void decode_tags_find_coordinator_response_coordinator(struct kafka_reader *r, int16_t version, struct find_coordinator_response_coordinator *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_find_coordinator_response_coordinator(struct kafka_reader *r, int16_t version, struct find_coordinator_response_coordinator *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 4) {
+                m->key = kafka_read_str(r, flex);
+        }
+        if (version >= 4) {
+                m->node_id = kafka_read_i32(r);
+        }
+        if (version >= 4) {
+                m->host = kafka_read_str(r, flex);
+        }
+        if (version >= 4) {
+                m->port = kafka_read_i32(r);
+        }
+        if (version >= 4) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (version >= 4) {
+                m->error_message = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_find_coordinator_response_coordinator(r, version, m);
+}
+
+static void encode_find_coordinator_response_coordinator(struct kafka_writer *w, int16_t version, const struct find_coordinator_response_coordinator *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 4) {
+                kafka_write_str(w, m->key, flex);
+        }
+        if (version >= 4) {
+                kafka_write_i32(w, m->node_id);
+        }
+        if (version >= 4) {
+                kafka_write_str(w, m->host, flex);
+        }
+        if (version >= 4) {
+                kafka_write_i32(w, m->port);
+        }
+        if (version >= 4) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (version >= 4) {
+                kafka_write_str(w, m->error_message, flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void find_coordinator_response_init(struct find_coordinator_response *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->error_message.ptr = "";
+        m->host.ptr = "";
+}
+
+static void decode_tags_find_coordinator_response(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_find_coordinator_response(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        if (version <= 3) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (version >= 1 && version <= 3) {
+                m->error_message = kafka_read_str(r, flex);
+        }
+        if (version <= 3) {
+                m->node_id = kafka_read_i32(r);
+        }
+        if (version <= 3) {
+                m->host = kafka_read_str(r, flex);
+        }
+        if (version <= 3) {
+                m->port = kafka_read_i32(r);
+        }
+        if (version >= 4) {
+                m->coordinators_count = kafka_read_array_len(r, flex, 1);
+                m->coordinators = kafka_read_alloc(r, m->coordinators_count, sizeof(struct find_coordinator_response_coordinator));
+                for (int32_t i = 0; m->coordinators && i < m->coordinators_count && !r->failed; i++) {
+                        find_coordinator_response_coordinator_init(&m->coordinators[i]);
+                        decode_find_coordinator_response_coordinator(r, version, &m->coordinators[i]);
+                }
+        }
+        if (flex)
+                decode_tags_find_coordinator_response(r, version, m);
+}
+
+static void encode_find_coordinator_response(struct kafka_writer *w, int16_t version, const struct find_coordinator_response *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        if (version <= 3) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (version >= 1 && version <= 3) {
+                kafka_write_str(w, m->error_message, flex);
+        }
+        if (version <= 3) {
+                kafka_write_i32(w, m->node_id);
+        }
+        if (version <= 3) {
+                kafka_write_str(w, m->host, flex);
+        }
+        if (version <= 3) {
+                kafka_write_i32(w, m->port);
+        }
+        if (version >= 4) {
+                kafka_write_array_len(w, m->coordinators || m->coordinators_count == 0 ? m->coordinators_count : -1, flex);
+                for (int32_t i = 0; m->coordinators && i < m->coordinators_count; i++)
+                        encode_find_coordinator_response_coordinator(w, version, &m->coordinators[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int find_coordinator_response_decode(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m)
+{
+        find_coordinator_response_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_find_coordinator_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void find_coordinator_response_encode(struct kafka_writer *w, int16_t version, const struct find_coordinator_response *m)
+{
+        encode_find_coordinator_response(w, version, m);
+}
+
+static UNUSED void decode_join_group_request_join_group_request_protocol(struct kafka_reader *r, int16_t version, struct join_group_request_join_group_request_protocol *m);
+static UNUSED void decode_tags_join_group_request_join_group_request_protocol(struct kafka_reader *r, int16_t version, struct join_group_request_join_group_request_protocol *m);
+static UNUSED void encode_join_group_request_join_group_request_protocol(struct kafka_writer *w, int16_t version, const struct join_group_request_join_group_request_protocol *m);
+static UNUSED void decode_join_group_request(struct kafka_reader *r, int16_t version, struct join_group_request *m);
+static UNUSED void decode_tags_join_group_request(struct kafka_reader *r, int16_t version, struct join_group_request *m);
+static UNUSED void encode_join_group_request(struct kafka_writer *w, int16_t version, const struct join_group_request *m);
+
+void join_group_request_join_group_request_protocol_init(struct join_group_request_join_group_request_protocol *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_join_group_request_join_group_request_protocol(struct kafka_reader *r, int16_t version, struct join_group_request_join_group_request_protocol *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_join_group_request_join_group_request_protocol(struct kafka_reader *r, int16_t version, struct join_group_request_join_group_request_protocol *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        m->name = kafka_read_str(r, flex);
+        m->metadata = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_join_group_request_join_group_request_protocol(r, version, m);
+}
+
+static void encode_join_group_request_join_group_request_protocol(struct kafka_writer *w, int16_t version, const struct join_group_request_join_group_request_protocol *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->name, flex);
+        kafka_write_bytes(w, m->metadata, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void join_group_request_init(struct join_group_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->rebalance_timeout_ms = -1;
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+        m->protocol_type.ptr = "";
+        m->reason.len = -1;
+}
+
+static void decode_tags_join_group_request(struct kafka_reader *r, int16_t version, struct join_group_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_join_group_request(struct kafka_reader *r, int16_t version, struct join_group_request *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->session_timeout_ms = kafka_read_i32(r);
+        if (version >= 1) {
+                m->rebalance_timeout_ms = kafka_read_i32(r);
+        }
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 5) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        m->protocol_type = kafka_read_str(r, flex);
+        m->protocols_count = kafka_read_array_len(r, flex, 3);
+        m->protocols = kafka_read_alloc(r, m->protocols_count, sizeof(struct join_group_request_join_group_request_protocol));
+        for (int32_t i = 0; m->protocols && i < m->protocols_count && !r->failed; i++) {
+                join_group_request_join_group_request_protocol_init(&m->protocols[i]);
+                decode_join_group_request_join_group_request_protocol(r, version, &m->protocols[i]);
+        }
+        if (version >= 8) {
+                m->reason = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_join_group_request(r, version, m);
+}
+
+static void encode_join_group_request(struct kafka_writer *w, int16_t version, const struct join_group_request *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_i32(w, m->session_timeout_ms);
+        if (version >= 1) {
+                kafka_write_i32(w, m->rebalance_timeout_ms);
+        }
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 5) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        kafka_write_str(w, m->protocol_type, flex);
+        kafka_write_array_len(w, m->protocols || m->protocols_count == 0 ? m->protocols_count : -1, flex);
+        for (int32_t i = 0; m->protocols && i < m->protocols_count; i++)
+                encode_join_group_request_join_group_request_protocol(w, version, &m->protocols[i]);
+        if (version >= 8) {
+                kafka_write_str(w, m->reason, flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int join_group_request_decode(struct kafka_reader *r, int16_t version, struct join_group_request *m)
+{
+        join_group_request_init(m);
+        if (version < 0 || version > 9)
+                return -EPROTO;
+        decode_join_group_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void join_group_request_encode(struct kafka_writer *w, int16_t version, const struct join_group_request *m)
+{
+        encode_join_group_request(w, version, m);
+}
+
+static UNUSED void decode_join_group_response_join_group_response_member(struct kafka_reader *r, int16_t version, struct join_group_response_join_group_response_member *m);
+static UNUSED void decode_tags_join_group_response_join_group_response_member(struct kafka_reader *r, int16_t version, struct join_group_response_join_group_response_member *m);
+static UNUSED void encode_join_group_response_join_group_response_member(struct kafka_writer *w, int16_t version, const struct join_group_response_join_group_response_member *m);
+static UNUSED void decode_join_group_response(struct kafka_reader *r, int16_t version, struct join_group_response *m);
+static UNUSED void decode_tags_join_group_response(struct kafka_reader *r, int16_t version, struct join_group_response *m);
+static UNUSED void encode_join_group_response(struct kafka_writer *w, int16_t version, const struct join_group_response *m);
+
+void join_group_response_join_group_response_member_init(struct join_group_response_join_group_response_member *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+}
+
+static void decode_tags_join_group_response_join_group_response_member(struct kafka_reader *r, int16_t version, struct join_group_response_join_group_response_member *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_join_group_response_join_group_response_member(struct kafka_reader *r, int16_t version, struct join_group_response_join_group_response_member *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 5) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        m->metadata = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_join_group_response_join_group_response_member(r, version, m);
+}
+
+static void encode_join_group_response_join_group_response_member(struct kafka_writer *w, int16_t version, const struct join_group_response_join_group_response_member *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 5) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        kafka_write_bytes(w, m->metadata, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void join_group_response_init(struct join_group_response *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->generation_id = -1;
+        m->protocol_type.len = -1;
+        m->protocol_name.ptr = "";
+        m->leader.ptr = "";
+        m->member_id.ptr = "";
+}
+
+static void decode_tags_join_group_response(struct kafka_reader *r, int16_t version, struct join_group_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_join_group_response(struct kafka_reader *r, int16_t version, struct join_group_response *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 2) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->error_code = kafka_read_i16(r);
+        m->generation_id = kafka_read_i32(r);
+        if (version >= 7) {
+                m->protocol_type = kafka_read_str(r, flex);
+        }
+        m->protocol_name = kafka_read_str(r, flex);
+        m->leader = kafka_read_str(r, flex);
+        if (version >= 9) {
+                m->skip_assignment = kafka_read_bool(r);
+        }
+        m->member_id = kafka_read_str(r, flex);
+        m->members_count = kafka_read_array_len(r, flex, 4);
+        m->members = kafka_read_alloc(r, m->members_count, sizeof(struct join_group_response_join_group_response_member));
+        for (int32_t i = 0; m->members && i < m->members_count && !r->failed; i++) {
+                join_group_response_join_group_response_member_init(&m->members[i]);
+                decode_join_group_response_join_group_response_member(r, version, &m->members[i]);
+        }
+        if (flex)
+                decode_tags_join_group_response(r, version, m);
+}
+
+static void encode_join_group_response(struct kafka_writer *w, int16_t version, const struct join_group_response *m)
+{
+        bool flex = version >= 6;
+        (void)flex;
+        (void)m;
+        if (version >= 2) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_i16(w, m->error_code);
+        kafka_write_i32(w, m->generation_id);
+        if (version >= 7) {
+                kafka_write_str(w, m->protocol_type, flex);
+        }
+        kafka_write_str(w, m->protocol_name, flex);
+        kafka_write_str(w, m->leader, flex);
+        if (version >= 9) {
+                kafka_write_bool(w, m->skip_assignment);
+        }
+        kafka_write_str(w, m->member_id, flex);
+        kafka_write_array_len(w, m->members || m->members_count == 0 ? m->members_count : -1, flex);
+        for (int32_t i = 0; m->members && i < m->members_count; i++)
+                encode_join_group_response_join_group_response_member(w, version, &m->members[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int join_group_response_decode(struct kafka_reader *r, int16_t version, struct join_group_response *m)
+{
+        join_group_response_init(m);
+        if (version < 0 || version > 9)
+                return -EPROTO;
+        decode_join_group_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void join_group_response_encode(struct kafka_writer *w, int16_t version, const struct join_group_response *m)
+{
+        encode_join_group_response(w, version, m);
+}
+
+static UNUSED void decode_heartbeat_request(struct kafka_reader *r, int16_t version, struct heartbeat_request *m);
+static UNUSED void decode_tags_heartbeat_request(struct kafka_reader *r, int16_t version, struct heartbeat_request *m);
+static UNUSED void encode_heartbeat_request(struct kafka_writer *w, int16_t version, const struct heartbeat_request *m);
+
+void heartbeat_request_init(struct heartbeat_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+}
+
+static void decode_tags_heartbeat_request(struct kafka_reader *r, int16_t version, struct heartbeat_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_heartbeat_request(struct kafka_reader *r, int16_t version, struct heartbeat_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->generation_id = kafka_read_i32(r);
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 3) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_heartbeat_request(r, version, m);
+}
+
+static void encode_heartbeat_request(struct kafka_writer *w, int16_t version, const struct heartbeat_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_i32(w, m->generation_id);
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 3) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int heartbeat_request_decode(struct kafka_reader *r, int16_t version, struct heartbeat_request *m)
+{
+        heartbeat_request_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_heartbeat_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void heartbeat_request_encode(struct kafka_writer *w, int16_t version, const struct heartbeat_request *m)
+{
+        encode_heartbeat_request(w, version, m);
+}
+
+static UNUSED void decode_heartbeat_response(struct kafka_reader *r, int16_t version, struct heartbeat_response *m);
+static UNUSED void decode_tags_heartbeat_response(struct kafka_reader *r, int16_t version, struct heartbeat_response *m);
+static UNUSED void encode_heartbeat_response(struct kafka_writer *w, int16_t version, const struct heartbeat_response *m);
+
+void heartbeat_response_init(struct heartbeat_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_heartbeat_response(struct kafka_reader *r, int16_t version, struct heartbeat_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_heartbeat_response(struct kafka_reader *r, int16_t version, struct heartbeat_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->error_code = kafka_read_i16(r);
+        if (flex)
+                decode_tags_heartbeat_response(r, version, m);
+}
+
+static void encode_heartbeat_response(struct kafka_writer *w, int16_t version, const struct heartbeat_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_i16(w, m->error_code);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int heartbeat_response_decode(struct kafka_reader *r, int16_t version, struct heartbeat_response *m)
+{
+        heartbeat_response_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_heartbeat_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void heartbeat_response_encode(struct kafka_writer *w, int16_t version, const struct heartbeat_response *m)
+{
+        encode_heartbeat_response(w, version, m);
+}
+
+static UNUSED void decode_leave_group_request_member_identity(struct kafka_reader *r, int16_t version, struct leave_group_request_member_identity *m);
+static UNUSED void decode_tags_leave_group_request_member_identity(struct kafka_reader *r, int16_t version, struct leave_group_request_member_identity *m);
+static UNUSED void encode_leave_group_request_member_identity(struct kafka_writer *w, int16_t version, const struct leave_group_request_member_identity *m);
+static UNUSED void decode_leave_group_request(struct kafka_reader *r, int16_t version, struct leave_group_request *m);
+static UNUSED void decode_tags_leave_group_request(struct kafka_reader *r, int16_t version, struct leave_group_request *m);
+static UNUSED void encode_leave_group_request(struct kafka_writer *w, int16_t version, const struct leave_group_request *m);
+
+void leave_group_request_member_identity_init(struct leave_group_request_member_identity *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+        m->reason.len = -1;
+}
+
+static void decode_tags_leave_group_request_member_identity(struct kafka_reader *r, int16_t version, struct leave_group_request_member_identity *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_leave_group_request_member_identity(struct kafka_reader *r, int16_t version, struct leave_group_request_member_identity *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                m->member_id = kafka_read_str(r, flex);
+        }
+        if (version >= 3) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        if (version >= 5) {
+                m->reason = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_leave_group_request_member_identity(r, version, m);
+}
+
+static void encode_leave_group_request_member_identity(struct kafka_writer *w, int16_t version, const struct leave_group_request_member_identity *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                kafka_write_str(w, m->member_id, flex);
+        }
+        if (version >= 3) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        if (version >= 5) {
+                kafka_write_str(w, m->reason, flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void leave_group_request_init(struct leave_group_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->member_id.ptr = "";
+}
+
+static void decode_tags_leave_group_request(struct kafka_reader *r, int16_t version, struct leave_group_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_leave_group_request(struct kafka_reader *r, int16_t version, struct leave_group_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        if (version <= 2) {
+                m->member_id = kafka_read_str(r, flex);
+        }
+        if (version >= 3) {
+                m->members_count = kafka_read_array_len(r, flex, 1);
+                m->members = kafka_read_alloc(r, m->members_count, sizeof(struct leave_group_request_member_identity));
+                for (int32_t i = 0; m->members && i < m->members_count && !r->failed; i++) {
+                        leave_group_request_member_identity_init(&m->members[i]);
+                        decode_leave_group_request_member_identity(r, version, &m->members[i]);
+                }
+        }
+        if (flex)
+                decode_tags_leave_group_request(r, version, m);
+}
+
+static void encode_leave_group_request(struct kafka_writer *w, int16_t version, const struct leave_group_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        if (version <= 2) {
+                kafka_write_str(w, m->member_id, flex);
+        }
+        if (version >= 3) {
+                kafka_write_array_len(w, m->members || m->members_count == 0 ? m->members_count : -1, flex);
+                for (int32_t i = 0; m->members && i < m->members_count; i++)
+                        encode_leave_group_request_member_identity(w, version, &m->members[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int leave_group_request_decode(struct kafka_reader *r, int16_t version, struct leave_group_request *m)
+{
+        leave_group_request_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_leave_group_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void leave_group_request_encode(struct kafka_writer *w, int16_t version, const struct leave_group_request *m)
+{
+        encode_leave_group_request(w, version, m);
+}
+
+static UNUSED void decode_leave_group_response_member_response(struct kafka_reader *r, int16_t version, struct leave_group_response_member_response *m);
+static UNUSED void decode_tags_leave_group_response_member_response(struct kafka_reader *r, int16_t version, struct leave_group_response_member_response *m);
+static UNUSED void encode_leave_group_response_member_response(struct kafka_writer *w, int16_t version, const struct leave_group_response_member_response *m);
+static UNUSED void decode_leave_group_response(struct kafka_reader *r, int16_t version, struct leave_group_response *m);
+static UNUSED void decode_tags_leave_group_response(struct kafka_reader *r, int16_t version, struct leave_group_response *m);
+static UNUSED void encode_leave_group_response(struct kafka_writer *w, int16_t version, const struct leave_group_response *m);
+
+void leave_group_response_member_response_init(struct leave_group_response_member_response *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->member_id.ptr = "";
+        m->group_instance_id.ptr = "";
+}
+
+static void decode_tags_leave_group_response_member_response(struct kafka_reader *r, int16_t version, struct leave_group_response_member_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_leave_group_response_member_response(struct kafka_reader *r, int16_t version, struct leave_group_response_member_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                m->member_id = kafka_read_str(r, flex);
+        }
+        if (version >= 3) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        if (version >= 3) {
+                m->error_code = kafka_read_i16(r);
+        }
+        if (flex)
+                decode_tags_leave_group_response_member_response(r, version, m);
+}
+
+static void encode_leave_group_response_member_response(struct kafka_writer *w, int16_t version, const struct leave_group_response_member_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 3) {
+                kafka_write_str(w, m->member_id, flex);
+        }
+        if (version >= 3) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        if (version >= 3) {
+                kafka_write_i16(w, m->error_code);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void leave_group_response_init(struct leave_group_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_leave_group_response(struct kafka_reader *r, int16_t version, struct leave_group_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_leave_group_response(struct kafka_reader *r, int16_t version, struct leave_group_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->error_code = kafka_read_i16(r);
+        if (version >= 3) {
+                m->members_count = kafka_read_array_len(r, flex, 1);
+                m->members = kafka_read_alloc(r, m->members_count, sizeof(struct leave_group_response_member_response));
+                for (int32_t i = 0; m->members && i < m->members_count && !r->failed; i++) {
+                        leave_group_response_member_response_init(&m->members[i]);
+                        decode_leave_group_response_member_response(r, version, &m->members[i]);
+                }
+        }
+        if (flex)
+                decode_tags_leave_group_response(r, version, m);
+}
+
+static void encode_leave_group_response(struct kafka_writer *w, int16_t version, const struct leave_group_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_i16(w, m->error_code);
+        if (version >= 3) {
+                kafka_write_array_len(w, m->members || m->members_count == 0 ? m->members_count : -1, flex);
+                for (int32_t i = 0; m->members && i < m->members_count; i++)
+                        encode_leave_group_response_member_response(w, version, &m->members[i]);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int leave_group_response_decode(struct kafka_reader *r, int16_t version, struct leave_group_response *m)
+{
+        leave_group_response_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_leave_group_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void leave_group_response_encode(struct kafka_writer *w, int16_t version, const struct leave_group_response *m)
+{
+        encode_leave_group_response(w, version, m);
+}
+
+static UNUSED void decode_sync_group_request_sync_group_request_assignment(struct kafka_reader *r, int16_t version, struct sync_group_request_sync_group_request_assignment *m);
+static UNUSED void decode_tags_sync_group_request_sync_group_request_assignment(struct kafka_reader *r, int16_t version, struct sync_group_request_sync_group_request_assignment *m);
+static UNUSED void encode_sync_group_request_sync_group_request_assignment(struct kafka_writer *w, int16_t version, const struct sync_group_request_sync_group_request_assignment *m);
+static UNUSED void decode_sync_group_request(struct kafka_reader *r, int16_t version, struct sync_group_request *m);
+static UNUSED void decode_tags_sync_group_request(struct kafka_reader *r, int16_t version, struct sync_group_request *m);
+static UNUSED void encode_sync_group_request(struct kafka_writer *w, int16_t version, const struct sync_group_request *m);
+
+void sync_group_request_sync_group_request_assignment_init(struct sync_group_request_sync_group_request_assignment *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->member_id.ptr = "";
+}
+
+static void decode_tags_sync_group_request_sync_group_request_assignment(struct kafka_reader *r, int16_t version, struct sync_group_request_sync_group_request_assignment *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sync_group_request_sync_group_request_assignment(struct kafka_reader *r, int16_t version, struct sync_group_request_sync_group_request_assignment *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        m->member_id = kafka_read_str(r, flex);
+        m->assignment = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_sync_group_request_sync_group_request_assignment(r, version, m);
+}
+
+static void encode_sync_group_request_sync_group_request_assignment(struct kafka_writer *w, int16_t version, const struct sync_group_request_sync_group_request_assignment *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->member_id, flex);
+        kafka_write_bytes(w, m->assignment, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void sync_group_request_init(struct sync_group_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+        m->protocol_type.len = -1;
+        m->protocol_name.len = -1;
+}
+
+static void decode_tags_sync_group_request(struct kafka_reader *r, int16_t version, struct sync_group_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sync_group_request(struct kafka_reader *r, int16_t version, struct sync_group_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->generation_id = kafka_read_i32(r);
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 3) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        if (version >= 5) {
+                m->protocol_type = kafka_read_str(r, flex);
+        }
+        if (version >= 5) {
+                m->protocol_name = kafka_read_str(r, flex);
+        }
+        m->assignments_count = kafka_read_array_len(r, flex, 3);
+        m->assignments = kafka_read_alloc(r, m->assignments_count, sizeof(struct sync_group_request_sync_group_request_assignment));
+        for (int32_t i = 0; m->assignments && i < m->assignments_count && !r->failed; i++) {
+                sync_group_request_sync_group_request_assignment_init(&m->assignments[i]);
+                decode_sync_group_request_sync_group_request_assignment(r, version, &m->assignments[i]);
+        }
+        if (flex)
+                decode_tags_sync_group_request(r, version, m);
+}
+
+static void encode_sync_group_request(struct kafka_writer *w, int16_t version, const struct sync_group_request *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_i32(w, m->generation_id);
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 3) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        if (version >= 5) {
+                kafka_write_str(w, m->protocol_type, flex);
+        }
+        if (version >= 5) {
+                kafka_write_str(w, m->protocol_name, flex);
+        }
+        kafka_write_array_len(w, m->assignments || m->assignments_count == 0 ? m->assignments_count : -1, flex);
+        for (int32_t i = 0; m->assignments && i < m->assignments_count; i++)
+                encode_sync_group_request_sync_group_request_assignment(w, version, &m->assignments[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sync_group_request_decode(struct kafka_reader *r, int16_t version, struct sync_group_request *m)
+{
+        sync_group_request_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_sync_group_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sync_group_request_encode(struct kafka_writer *w, int16_t version, const struct sync_group_request *m)
+{
+        encode_sync_group_request(w, version, m);
+}
+
+static UNUSED void decode_sync_group_response(struct kafka_reader *r, int16_t version, struct sync_group_response *m);
+static UNUSED void decode_tags_sync_group_response(struct kafka_reader *r, int16_t version, struct sync_group_response *m);
+static UNUSED void encode_sync_group_response(struct kafka_writer *w, int16_t version, const struct sync_group_response *m);
+
+void sync_group_response_init(struct sync_group_response *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->protocol_type.len = -1;
+        m->protocol_name.len = -1;
+}
+
+static void decode_tags_sync_group_response(struct kafka_reader *r, int16_t version, struct sync_group_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sync_group_response(struct kafka_reader *r, int16_t version, struct sync_group_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->error_code = kafka_read_i16(r);
+        if (version >= 5) {
+                m->protocol_type = kafka_read_str(r, flex);
+        }
+        if (version >= 5) {
+                m->protocol_name = kafka_read_str(r, flex);
+        }
+        m->assignment = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_sync_group_response(r, version, m);
+}
+
+static void encode_sync_group_response(struct kafka_writer *w, int16_t version, const struct sync_group_response *m)
+{
+        bool flex = version >= 4;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_i16(w, m->error_code);
+        if (version >= 5) {
+                kafka_write_str(w, m->protocol_type, flex);
+        }
+        if (version >= 5) {
+                kafka_write_str(w, m->protocol_name, flex);
+        }
+        kafka_write_bytes(w, m->assignment, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sync_group_response_decode(struct kafka_reader *r, int16_t version, struct sync_group_response *m)
+{
+        sync_group_response_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_sync_group_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sync_group_response_encode(struct kafka_writer *w, int16_t version, const struct sync_group_response *m)
+{
+        encode_sync_group_response(w, version, m);
+}
+
+static UNUSED void decode_describe_groups_request(struct kafka_reader *r, int16_t version, struct describe_groups_request *m);
+static UNUSED void decode_tags_describe_groups_request(struct kafka_reader *r, int16_t version, struct describe_groups_request *m);
+static UNUSED void encode_describe_groups_request(struct kafka_writer *w, int16_t version, const struct describe_groups_request *m);
+
+void describe_groups_request_init(struct describe_groups_request *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_describe_groups_request(struct kafka_reader *r, int16_t version, struct describe_groups_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_describe_groups_request(struct kafka_reader *r, int16_t version, struct describe_groups_request *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        m->groups_count = kafka_read_array_len(r, flex, 1);
+        m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct kafka_str));
+        for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
+                m->groups[i] = kafka_read_str(r, flex);
+        }
+        if (version >= 3) {
+                m->include_authorized_operations = kafka_read_bool(r);
+        }
+        if (flex)
+                decode_tags_describe_groups_request(r, version, m);
+}
+
+static void encode_describe_groups_request(struct kafka_writer *w, int16_t version, const struct describe_groups_request *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
+        for (int32_t i = 0; m->groups && i < m->groups_count; i++)
+                kafka_write_str(w, m->groups[i], flex);
+        if (version >= 3) {
+                kafka_write_bool(w, m->include_authorized_operations);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int describe_groups_request_decode(struct kafka_reader *r, int16_t version, struct describe_groups_request *m)
+{
+        describe_groups_request_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_describe_groups_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void describe_groups_request_encode(struct kafka_writer *w, int16_t version, const struct describe_groups_request *m)
+{
+        encode_describe_groups_request(w, version, m);
+}
+
+static UNUSED void decode_describe_groups_response_described_group_member(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group_member *m);
+static UNUSED void decode_tags_describe_groups_response_described_group_member(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group_member *m);
+static UNUSED void encode_describe_groups_response_described_group_member(struct kafka_writer *w, int16_t version, const struct describe_groups_response_described_group_member *m);
+static UNUSED void decode_describe_groups_response_described_group(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group *m);
+static UNUSED void decode_tags_describe_groups_response_described_group(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group *m);
+static UNUSED void encode_describe_groups_response_described_group(struct kafka_writer *w, int16_t version, const struct describe_groups_response_described_group *m);
+static UNUSED void decode_describe_groups_response(struct kafka_reader *r, int16_t version, struct describe_groups_response *m);
+static UNUSED void decode_tags_describe_groups_response(struct kafka_reader *r, int16_t version, struct describe_groups_response *m);
+static UNUSED void encode_describe_groups_response(struct kafka_writer *w, int16_t version, const struct describe_groups_response *m);
+
+void describe_groups_response_described_group_member_init(struct describe_groups_response_described_group_member *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->member_id.ptr = "";
+        m->group_instance_id.len = -1;
+        m->client_id.ptr = "";
+        m->client_host.ptr = "";
+}
+
+static void decode_tags_describe_groups_response_described_group_member(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group_member *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_describe_groups_response_described_group_member(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group_member *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        m->member_id = kafka_read_str(r, flex);
+        if (version >= 4) {
+                m->group_instance_id = kafka_read_str(r, flex);
+        }
+        m->client_id = kafka_read_str(r, flex);
+        m->client_host = kafka_read_str(r, flex);
+        m->member_metadata = kafka_read_bytes(r, flex);
+        m->member_assignment = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_describe_groups_response_described_group_member(r, version, m);
+}
+
+static void encode_describe_groups_response_described_group_member(struct kafka_writer *w, int16_t version, const struct describe_groups_response_described_group_member *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->member_id, flex);
+        if (version >= 4) {
+                kafka_write_str(w, m->group_instance_id, flex);
+        }
+        kafka_write_str(w, m->client_id, flex);
+        kafka_write_str(w, m->client_host, flex);
+        kafka_write_bytes(w, m->member_metadata, flex);
+        kafka_write_bytes(w, m->member_assignment, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void describe_groups_response_described_group_init(struct describe_groups_response_described_group *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->group_state.ptr = "";
+        m->protocol_type.ptr = "";
+        m->protocol_data.ptr = "";
+        m->authorized_operations = INT32_MIN;
+}
+
+static void decode_tags_describe_groups_response_described_group(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_describe_groups_response_described_group(struct kafka_reader *r, int16_t version, struct describe_groups_response_described_group *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        m->error_code = kafka_read_i16(r);
+        m->group_id = kafka_read_str(r, flex);
+        m->group_state = kafka_read_str(r, flex);
+        m->protocol_type = kafka_read_str(r, flex);
+        m->protocol_data = kafka_read_str(r, flex);
+        m->members_count = kafka_read_array_len(r, flex, 7);
+        m->members = kafka_read_alloc(r, m->members_count, sizeof(struct describe_groups_response_described_group_member));
+        for (int32_t i = 0; m->members && i < m->members_count && !r->failed; i++) {
+                describe_groups_response_described_group_member_init(&m->members[i]);
+                decode_describe_groups_response_described_group_member(r, version, &m->members[i]);
+        }
+        if (version >= 3) {
+                m->authorized_operations = kafka_read_i32(r);
+        }
+        if (flex)
+                decode_tags_describe_groups_response_described_group(r, version, m);
+}
+
+static void encode_describe_groups_response_described_group(struct kafka_writer *w, int16_t version, const struct describe_groups_response_described_group *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        kafka_write_i16(w, m->error_code);
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_str(w, m->group_state, flex);
+        kafka_write_str(w, m->protocol_type, flex);
+        kafka_write_str(w, m->protocol_data, flex);
+        kafka_write_array_len(w, m->members || m->members_count == 0 ? m->members_count : -1, flex);
+        for (int32_t i = 0; m->members && i < m->members_count; i++)
+                encode_describe_groups_response_described_group_member(w, version, &m->members[i]);
+        if (version >= 3) {
+                kafka_write_i32(w, m->authorized_operations);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void describe_groups_response_init(struct describe_groups_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_describe_groups_response(struct kafka_reader *r, int16_t version, struct describe_groups_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_describe_groups_response(struct kafka_reader *r, int16_t version, struct describe_groups_response *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->groups_count = kafka_read_array_len(r, flex, 12);
+        m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct describe_groups_response_described_group));
+        for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
+                describe_groups_response_described_group_init(&m->groups[i]);
+                decode_describe_groups_response_described_group(r, version, &m->groups[i]);
+        }
+        if (flex)
+                decode_tags_describe_groups_response(r, version, m);
+}
+
+static void encode_describe_groups_response(struct kafka_writer *w, int16_t version, const struct describe_groups_response *m)
+{
+        bool flex = version >= 5;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
+        for (int32_t i = 0; m->groups && i < m->groups_count; i++)
+                encode_describe_groups_response_described_group(w, version, &m->groups[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int describe_groups_response_decode(struct kafka_reader *r, int16_t version, struct describe_groups_response *m)
+{
+        describe_groups_response_init(m);
+        if (version < 0 || version > 5)
+                return -EPROTO;
+        decode_describe_groups_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void describe_groups_response_encode(struct kafka_writer *w, int16_t version, const struct describe_groups_response *m)
+{
+        encode_describe_groups_response(w, version, m);
+}
+
+static UNUSED void decode_list_groups_request(struct kafka_reader *r, int16_t version, struct list_groups_request *m);
+static UNUSED void decode_tags_list_groups_request(struct kafka_reader *r, int16_t version, struct list_groups_request *m);
+static UNUSED void encode_list_groups_request(struct kafka_writer *w, int16_t version, const struct list_groups_request *m);
+
+void list_groups_request_init(struct list_groups_request *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_list_groups_request(struct kafka_reader *r, int16_t version, struct list_groups_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_list_groups_request(struct kafka_reader *r, int16_t version, struct list_groups_request *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 4) {
+                m->states_filter_count = kafka_read_array_len(r, flex, 1);
+                m->states_filter = kafka_read_alloc(r, m->states_filter_count, sizeof(struct kafka_str));
+                for (int32_t i = 0; m->states_filter && i < m->states_filter_count && !r->failed; i++) {
+                        m->states_filter[i] = kafka_read_str(r, flex);
+                }
+        }
+        if (flex)
+                decode_tags_list_groups_request(r, version, m);
+}
+
+static void encode_list_groups_request(struct kafka_writer *w, int16_t version, const struct list_groups_request *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 4) {
+                kafka_write_array_len(w, m->states_filter || m->states_filter_count == 0 ? m->states_filter_count : -1, flex);
+                for (int32_t i = 0; m->states_filter && i < m->states_filter_count; i++)
+                        kafka_write_str(w, m->states_filter[i], flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int list_groups_request_decode(struct kafka_reader *r, int16_t version, struct list_groups_request *m)
+{
+        list_groups_request_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_list_groups_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void list_groups_request_encode(struct kafka_writer *w, int16_t version, const struct list_groups_request *m)
+{
+        encode_list_groups_request(w, version, m);
+}
+
+static UNUSED void decode_list_groups_response_listed_group(struct kafka_reader *r, int16_t version, struct list_groups_response_listed_group *m);
+static UNUSED void decode_tags_list_groups_response_listed_group(struct kafka_reader *r, int16_t version, struct list_groups_response_listed_group *m);
+static UNUSED void encode_list_groups_response_listed_group(struct kafka_writer *w, int16_t version, const struct list_groups_response_listed_group *m);
+static UNUSED void decode_list_groups_response(struct kafka_reader *r, int16_t version, struct list_groups_response *m);
+static UNUSED void decode_tags_list_groups_response(struct kafka_reader *r, int16_t version, struct list_groups_response *m);
+static UNUSED void encode_list_groups_response(struct kafka_writer *w, int16_t version, const struct list_groups_response *m);
+
+void list_groups_response_listed_group_init(struct list_groups_response_listed_group *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+        m->protocol_type.ptr = "";
+        m->group_state.ptr = "";
+        m->group_type.ptr = "";
+}
+
+static void decode_tags_list_groups_response_listed_group(struct kafka_reader *r, int16_t version, struct list_groups_response_listed_group *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_list_groups_response_listed_group(struct kafka_reader *r, int16_t version, struct list_groups_response_listed_group *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->protocol_type = kafka_read_str(r, flex);
+        if (version >= 4) {
+                m->group_state = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_list_groups_response_listed_group(r, version, m);
+}
+
+static void encode_list_groups_response_listed_group(struct kafka_writer *w, int16_t version, const struct list_groups_response_listed_group *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_str(w, m->protocol_type, flex);
+        if (version >= 4) {
+                kafka_write_str(w, m->group_state, flex);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void list_groups_response_init(struct list_groups_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_list_groups_response(struct kafka_reader *r, int16_t version, struct list_groups_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_list_groups_response(struct kafka_reader *r, int16_t version, struct list_groups_response *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                m->throttle_time_ms = kafka_read_i32(r);
+        }
+        m->error_code = kafka_read_i16(r);
+        m->groups_count = kafka_read_array_len(r, flex, 3);
+        m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct list_groups_response_listed_group));
+        for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
+                list_groups_response_listed_group_init(&m->groups[i]);
+                decode_list_groups_response_listed_group(r, version, &m->groups[i]);
+        }
+        if (flex)
+                decode_tags_list_groups_response(r, version, m);
+}
+
+static void encode_list_groups_response(struct kafka_writer *w, int16_t version, const struct list_groups_response *m)
+{
+        bool flex = version >= 3;
+        (void)flex;
+        (void)m;
+        if (version >= 1) {
+                kafka_write_i32(w, m->throttle_time_ms);
+        }
+        kafka_write_i16(w, m->error_code);
+        kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
+        for (int32_t i = 0; m->groups && i < m->groups_count; i++)
+                encode_list_groups_response_listed_group(w, version, &m->groups[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int list_groups_response_decode(struct kafka_reader *r, int16_t version, struct list_groups_response *m)
+{
+        list_groups_response_init(m);
+        if (version < 0 || version > 4)
+                return -EPROTO;
+        decode_list_groups_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void list_groups_response_encode(struct kafka_writer *w, int16_t version, const struct list_groups_response *m)
+{
+        encode_list_groups_response(w, version, m);
+}
+
 static UNUSED void decode_api_versions_request(struct kafka_reader *r, int16_t version, struct api_versions_request *m);
 static UNUSED void decode_tags_api_versions_request(struct kafka_reader *r, int16_t version, struct api_versions_request *m);
 static UNUSED void encode_api_versions_request(struct kafka_writer *w, int16_t version, const struct api_versions_request *m);
@@ -5192,6 +8248,586 @@ int create_partitions_response_decode(struct kafka_reader *r, int16_t version, s
 void create_partitions_response_encode(struct kafka_writer *w, int16_t version, const struct create_partitions_response *m)
 {
         encode_create_partitions_response(w, version, m);
+}
+
+static UNUSED void decode_delete_groups_request(struct kafka_reader *r, int16_t version, struct delete_groups_request *m);
+static UNUSED void decode_tags_delete_groups_request(struct kafka_reader *r, int16_t version, struct delete_groups_request *m);
+static UNUSED void encode_delete_groups_request(struct kafka_writer *w, int16_t version, const struct delete_groups_request *m);
+
+void delete_groups_request_init(struct delete_groups_request *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_delete_groups_request(struct kafka_reader *r, int16_t version, struct delete_groups_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_delete_groups_request(struct kafka_reader *r, int16_t version, struct delete_groups_request *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        m->groups_names_count = kafka_read_array_len(r, flex, 1);
+        m->groups_names = kafka_read_alloc(r, m->groups_names_count, sizeof(struct kafka_str));
+        for (int32_t i = 0; m->groups_names && i < m->groups_names_count && !r->failed; i++) {
+                m->groups_names[i] = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_delete_groups_request(r, version, m);
+}
+
+static void encode_delete_groups_request(struct kafka_writer *w, int16_t version, const struct delete_groups_request *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        kafka_write_array_len(w, m->groups_names || m->groups_names_count == 0 ? m->groups_names_count : -1, flex);
+        for (int32_t i = 0; m->groups_names && i < m->groups_names_count; i++)
+                kafka_write_str(w, m->groups_names[i], flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int delete_groups_request_decode(struct kafka_reader *r, int16_t version, struct delete_groups_request *m)
+{
+        delete_groups_request_init(m);
+        if (version < 0 || version > 2)
+                return -EPROTO;
+        decode_delete_groups_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void delete_groups_request_encode(struct kafka_writer *w, int16_t version, const struct delete_groups_request *m)
+{
+        encode_delete_groups_request(w, version, m);
+}
+
+static UNUSED void decode_delete_groups_response_deletable_group_result(struct kafka_reader *r, int16_t version, struct delete_groups_response_deletable_group_result *m);
+static UNUSED void decode_tags_delete_groups_response_deletable_group_result(struct kafka_reader *r, int16_t version, struct delete_groups_response_deletable_group_result *m);
+static UNUSED void encode_delete_groups_response_deletable_group_result(struct kafka_writer *w, int16_t version, const struct delete_groups_response_deletable_group_result *m);
+static UNUSED void decode_delete_groups_response(struct kafka_reader *r, int16_t version, struct delete_groups_response *m);
+static UNUSED void decode_tags_delete_groups_response(struct kafka_reader *r, int16_t version, struct delete_groups_response *m);
+static UNUSED void encode_delete_groups_response(struct kafka_writer *w, int16_t version, const struct delete_groups_response *m);
+
+void delete_groups_response_deletable_group_result_init(struct delete_groups_response_deletable_group_result *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+}
+
+static void decode_tags_delete_groups_response_deletable_group_result(struct kafka_reader *r, int16_t version, struct delete_groups_response_deletable_group_result *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_delete_groups_response_deletable_group_result(struct kafka_reader *r, int16_t version, struct delete_groups_response_deletable_group_result *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->error_code = kafka_read_i16(r);
+        if (flex)
+                decode_tags_delete_groups_response_deletable_group_result(r, version, m);
+}
+
+static void encode_delete_groups_response_deletable_group_result(struct kafka_writer *w, int16_t version, const struct delete_groups_response_deletable_group_result *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_i16(w, m->error_code);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void delete_groups_response_init(struct delete_groups_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_delete_groups_response(struct kafka_reader *r, int16_t version, struct delete_groups_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_delete_groups_response(struct kafka_reader *r, int16_t version, struct delete_groups_response *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        m->throttle_time_ms = kafka_read_i32(r);
+        m->results_count = kafka_read_array_len(r, flex, 4);
+        m->results = kafka_read_alloc(r, m->results_count, sizeof(struct delete_groups_response_deletable_group_result));
+        for (int32_t i = 0; m->results && i < m->results_count && !r->failed; i++) {
+                delete_groups_response_deletable_group_result_init(&m->results[i]);
+                decode_delete_groups_response_deletable_group_result(r, version, &m->results[i]);
+        }
+        if (flex)
+                decode_tags_delete_groups_response(r, version, m);
+}
+
+static void encode_delete_groups_response(struct kafka_writer *w, int16_t version, const struct delete_groups_response *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        kafka_write_i32(w, m->throttle_time_ms);
+        kafka_write_array_len(w, m->results || m->results_count == 0 ? m->results_count : -1, flex);
+        for (int32_t i = 0; m->results && i < m->results_count; i++)
+                encode_delete_groups_response_deletable_group_result(w, version, &m->results[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int delete_groups_response_decode(struct kafka_reader *r, int16_t version, struct delete_groups_response *m)
+{
+        delete_groups_response_init(m);
+        if (version < 0 || version > 2)
+                return -EPROTO;
+        decode_delete_groups_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void delete_groups_response_encode(struct kafka_writer *w, int16_t version, const struct delete_groups_response *m)
+{
+        encode_delete_groups_response(w, version, m);
+}
+
+static UNUSED void decode_offset_delete_request_offset_delete_request_partition(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_partition *m);
+static UNUSED void decode_tags_offset_delete_request_offset_delete_request_partition(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_partition *m);
+static UNUSED void encode_offset_delete_request_offset_delete_request_partition(struct kafka_writer *w, int16_t version, const struct offset_delete_request_offset_delete_request_partition *m);
+static UNUSED void decode_offset_delete_request_offset_delete_request_topic(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_topic *m);
+static UNUSED void decode_tags_offset_delete_request_offset_delete_request_topic(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_topic *m);
+static UNUSED void encode_offset_delete_request_offset_delete_request_topic(struct kafka_writer *w, int16_t version, const struct offset_delete_request_offset_delete_request_topic *m);
+static UNUSED void decode_offset_delete_request(struct kafka_reader *r, int16_t version, struct offset_delete_request *m);
+static UNUSED void decode_tags_offset_delete_request(struct kafka_reader *r, int16_t version, struct offset_delete_request *m);
+static UNUSED void encode_offset_delete_request(struct kafka_writer *w, int16_t version, const struct offset_delete_request *m);
+
+void offset_delete_request_offset_delete_request_partition_init(struct offset_delete_request_offset_delete_request_partition *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_delete_request_offset_delete_request_partition(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_partition *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_request_offset_delete_request_partition(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_partition *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->partition_index = kafka_read_i32(r);
+        if (flex)
+                decode_tags_offset_delete_request_offset_delete_request_partition(r, version, m);
+}
+
+static void encode_offset_delete_request_offset_delete_request_partition(struct kafka_writer *w, int16_t version, const struct offset_delete_request_offset_delete_request_partition *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_i32(w, m->partition_index);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_delete_request_offset_delete_request_topic_init(struct offset_delete_request_offset_delete_request_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_delete_request_offset_delete_request_topic(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_request_offset_delete_request_topic(struct kafka_reader *r, int16_t version, struct offset_delete_request_offset_delete_request_topic *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->name = kafka_read_str(r, flex);
+        m->partitions_count = kafka_read_array_len(r, flex, 4);
+        m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_delete_request_offset_delete_request_partition));
+        for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                offset_delete_request_offset_delete_request_partition_init(&m->partitions[i]);
+                decode_offset_delete_request_offset_delete_request_partition(r, version, &m->partitions[i]);
+        }
+        if (flex)
+                decode_tags_offset_delete_request_offset_delete_request_topic(r, version, m);
+}
+
+static void encode_offset_delete_request_offset_delete_request_topic(struct kafka_writer *w, int16_t version, const struct offset_delete_request_offset_delete_request_topic *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->name, flex);
+        kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+        for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                encode_offset_delete_request_offset_delete_request_partition(w, version, &m->partitions[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_delete_request_init(struct offset_delete_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->group_id.ptr = "";
+}
+
+static void decode_tags_offset_delete_request(struct kafka_reader *r, int16_t version, struct offset_delete_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_request(struct kafka_reader *r, int16_t version, struct offset_delete_request *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->group_id = kafka_read_str(r, flex);
+        m->topics_count = kafka_read_array_len(r, flex, 6);
+        m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_delete_request_offset_delete_request_topic));
+        for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                offset_delete_request_offset_delete_request_topic_init(&m->topics[i]);
+                decode_offset_delete_request_offset_delete_request_topic(r, version, &m->topics[i]);
+        }
+        if (flex)
+                decode_tags_offset_delete_request(r, version, m);
+}
+
+static void encode_offset_delete_request(struct kafka_writer *w, int16_t version, const struct offset_delete_request *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->group_id, flex);
+        kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+        for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                encode_offset_delete_request_offset_delete_request_topic(w, version, &m->topics[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_delete_request_decode(struct kafka_reader *r, int16_t version, struct offset_delete_request *m)
+{
+        offset_delete_request_init(m);
+        if (version < 0 || version > 0)
+                return -EPROTO;
+        decode_offset_delete_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_delete_request_encode(struct kafka_writer *w, int16_t version, const struct offset_delete_request *m)
+{
+        encode_offset_delete_request(w, version, m);
+}
+
+static UNUSED void decode_offset_delete_response_offset_delete_response_partition(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_partition *m);
+static UNUSED void decode_tags_offset_delete_response_offset_delete_response_partition(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_partition *m);
+static UNUSED void encode_offset_delete_response_offset_delete_response_partition(struct kafka_writer *w, int16_t version, const struct offset_delete_response_offset_delete_response_partition *m);
+static UNUSED void decode_offset_delete_response_offset_delete_response_topic(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_topic *m);
+static UNUSED void decode_tags_offset_delete_response_offset_delete_response_topic(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_topic *m);
+static UNUSED void encode_offset_delete_response_offset_delete_response_topic(struct kafka_writer *w, int16_t version, const struct offset_delete_response_offset_delete_response_topic *m);
+static UNUSED void decode_offset_delete_response(struct kafka_reader *r, int16_t version, struct offset_delete_response *m);
+static UNUSED void decode_tags_offset_delete_response(struct kafka_reader *r, int16_t version, struct offset_delete_response *m);
+static UNUSED void encode_offset_delete_response(struct kafka_writer *w, int16_t version, const struct offset_delete_response *m);
+
+void offset_delete_response_offset_delete_response_partition_init(struct offset_delete_response_offset_delete_response_partition *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_delete_response_offset_delete_response_partition(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_partition *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_response_offset_delete_response_partition(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_partition *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->partition_index = kafka_read_i32(r);
+        m->error_code = kafka_read_i16(r);
+        if (flex)
+                decode_tags_offset_delete_response_offset_delete_response_partition(r, version, m);
+}
+
+static void encode_offset_delete_response_offset_delete_response_partition(struct kafka_writer *w, int16_t version, const struct offset_delete_response_offset_delete_response_partition *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_i32(w, m->partition_index);
+        kafka_write_i16(w, m->error_code);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_delete_response_offset_delete_response_topic_init(struct offset_delete_response_offset_delete_response_topic *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->name.ptr = "";
+}
+
+static void decode_tags_offset_delete_response_offset_delete_response_topic(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_topic *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_response_offset_delete_response_topic(struct kafka_reader *r, int16_t version, struct offset_delete_response_offset_delete_response_topic *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->name = kafka_read_str(r, flex);
+        m->partitions_count = kafka_read_array_len(r, flex, 6);
+        m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_delete_response_offset_delete_response_partition));
+        for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
+                offset_delete_response_offset_delete_response_partition_init(&m->partitions[i]);
+                decode_offset_delete_response_offset_delete_response_partition(r, version, &m->partitions[i]);
+        }
+        if (flex)
+                decode_tags_offset_delete_response_offset_delete_response_topic(r, version, m);
+}
+
+static void encode_offset_delete_response_offset_delete_response_topic(struct kafka_writer *w, int16_t version, const struct offset_delete_response_offset_delete_response_topic *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->name, flex);
+        kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
+        for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
+                encode_offset_delete_response_offset_delete_response_partition(w, version, &m->partitions[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+void offset_delete_response_init(struct offset_delete_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_offset_delete_response(struct kafka_reader *r, int16_t version, struct offset_delete_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_offset_delete_response(struct kafka_reader *r, int16_t version, struct offset_delete_response *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->error_code = kafka_read_i16(r);
+        m->throttle_time_ms = kafka_read_i32(r);
+        m->topics_count = kafka_read_array_len(r, flex, 6);
+        m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_delete_response_offset_delete_response_topic));
+        for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
+                offset_delete_response_offset_delete_response_topic_init(&m->topics[i]);
+                decode_offset_delete_response_offset_delete_response_topic(r, version, &m->topics[i]);
+        }
+        if (flex)
+                decode_tags_offset_delete_response(r, version, m);
+}
+
+static void encode_offset_delete_response(struct kafka_writer *w, int16_t version, const struct offset_delete_response *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_i16(w, m->error_code);
+        kafka_write_i32(w, m->throttle_time_ms);
+        kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
+        for (int32_t i = 0; m->topics && i < m->topics_count; i++)
+                encode_offset_delete_response_offset_delete_response_topic(w, version, &m->topics[i]);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int offset_delete_response_decode(struct kafka_reader *r, int16_t version, struct offset_delete_response *m)
+{
+        offset_delete_response_init(m);
+        if (version < 0 || version > 0)
+                return -EPROTO;
+        decode_offset_delete_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void offset_delete_response_encode(struct kafka_writer *w, int16_t version, const struct offset_delete_response *m)
+{
+        encode_offset_delete_response(w, version, m);
 }
 
 static UNUSED void decode_describe_cluster_request(struct kafka_reader *r, int16_t version, struct describe_cluster_request *m);

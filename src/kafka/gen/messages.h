@@ -347,6 +347,409 @@ void metadata_response_init(struct metadata_response *m);
 int metadata_response_decode(struct kafka_reader *r, int16_t version, struct metadata_response *m);
 void metadata_response_encode(struct kafka_writer *w, int16_t version, const struct metadata_response *m);
 
+/* OffsetCommitRequest, versions 1-8 */
+struct offset_commit_request_offset_commit_request_partition {
+        int32_t partition_index; /* v0+ */
+        int64_t committed_offset; /* v0+ */
+        int32_t committed_leader_epoch; /* v6+ */
+        int64_t commit_timestamp; /* v1-1 */
+        struct kafka_str committed_metadata; /* v0+ */
+};
+
+struct offset_commit_request_offset_commit_request_topic {
+        struct kafka_str name; /* v0+ */
+        struct offset_commit_request_offset_commit_request_partition *partitions; /* v0+ */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_commit_request {
+        struct kafka_str group_id; /* v0+ */
+        int32_t generation_id_or_member_epoch; /* v1+ */
+        struct kafka_str member_id; /* v1+ */
+        struct kafka_str group_instance_id; /* v7+ */
+        int64_t retention_time_ms; /* v2-4 */
+        struct offset_commit_request_offset_commit_request_topic *topics; /* v0+ */
+        int32_t topics_count; /* -1: null */
+};
+
+void offset_commit_request_offset_commit_request_partition_init(struct offset_commit_request_offset_commit_request_partition *m);
+void offset_commit_request_offset_commit_request_topic_init(struct offset_commit_request_offset_commit_request_topic *m);
+void offset_commit_request_init(struct offset_commit_request *m);
+int offset_commit_request_decode(struct kafka_reader *r, int16_t version, struct offset_commit_request *m);
+void offset_commit_request_encode(struct kafka_writer *w, int16_t version, const struct offset_commit_request *m);
+
+/* OffsetCommitResponse, versions 1-8 */
+struct offset_commit_response_offset_commit_response_partition {
+        int32_t partition_index; /* v0+ */
+        int16_t error_code; /* v0+ */
+};
+
+struct offset_commit_response_offset_commit_response_topic {
+        struct kafka_str name; /* v0+ */
+        struct offset_commit_response_offset_commit_response_partition *partitions; /* v0+ */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_commit_response {
+        int32_t throttle_time_ms; /* v3+ */
+        struct offset_commit_response_offset_commit_response_topic *topics; /* v0+ */
+        int32_t topics_count; /* -1: null */
+};
+
+void offset_commit_response_offset_commit_response_partition_init(struct offset_commit_response_offset_commit_response_partition *m);
+void offset_commit_response_offset_commit_response_topic_init(struct offset_commit_response_offset_commit_response_topic *m);
+void offset_commit_response_init(struct offset_commit_response *m);
+int offset_commit_response_decode(struct kafka_reader *r, int16_t version, struct offset_commit_response *m);
+void offset_commit_response_encode(struct kafka_writer *w, int16_t version, const struct offset_commit_response *m);
+
+/* OffsetFetchRequest, versions 1-8 */
+struct offset_fetch_request_offset_fetch_request_topic {
+        struct kafka_str name; /* v0-7 */
+        int32_t *partition_indexes; /* v0-7 */
+        int32_t partition_indexes_count; /* -1: null */
+};
+
+struct offset_fetch_request_offset_fetch_request_topics {
+        struct kafka_str name; /* v8+ */
+        int32_t *partition_indexes; /* v8+ */
+        int32_t partition_indexes_count; /* -1: null */
+};
+
+struct offset_fetch_request_offset_fetch_request_group {
+        struct kafka_str group_id; /* v8+ */
+        struct kafka_str member_id; /* v9+ */
+        int32_t member_epoch; /* v9+ */
+        struct offset_fetch_request_offset_fetch_request_topics *topics; /* v8+ */
+        int32_t topics_count; /* -1: null */
+};
+
+struct offset_fetch_request {
+        struct kafka_str group_id; /* v0-7 */
+        struct offset_fetch_request_offset_fetch_request_topic *topics; /* v0-7 */
+        int32_t topics_count; /* -1: null */
+        struct offset_fetch_request_offset_fetch_request_group *groups; /* v8+ */
+        int32_t groups_count; /* -1: null */
+        bool require_stable; /* v7+ */
+};
+
+void offset_fetch_request_offset_fetch_request_topic_init(struct offset_fetch_request_offset_fetch_request_topic *m);
+void offset_fetch_request_offset_fetch_request_topics_init(struct offset_fetch_request_offset_fetch_request_topics *m);
+void offset_fetch_request_offset_fetch_request_group_init(struct offset_fetch_request_offset_fetch_request_group *m);
+void offset_fetch_request_init(struct offset_fetch_request *m);
+int offset_fetch_request_decode(struct kafka_reader *r, int16_t version, struct offset_fetch_request *m);
+void offset_fetch_request_encode(struct kafka_writer *w, int16_t version, const struct offset_fetch_request *m);
+
+/* OffsetFetchResponse, versions 1-8 */
+struct offset_fetch_response_offset_fetch_response_partition {
+        int32_t partition_index; /* v0-7 */
+        int64_t committed_offset; /* v0-7 */
+        int32_t committed_leader_epoch; /* v5-7 */
+        struct kafka_str metadata; /* v0-7 */
+        int16_t error_code; /* v0-7 */
+};
+
+struct offset_fetch_response_offset_fetch_response_topic {
+        struct kafka_str name; /* v0-7 */
+        struct offset_fetch_response_offset_fetch_response_partition *partitions; /* v0-7 */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_fetch_response_offset_fetch_response_partitions {
+        int32_t partition_index; /* v8+ */
+        int64_t committed_offset; /* v8+ */
+        int32_t committed_leader_epoch; /* v8+ */
+        struct kafka_str metadata; /* v8+ */
+        int16_t error_code; /* v8+ */
+};
+
+struct offset_fetch_response_offset_fetch_response_topics {
+        struct kafka_str name; /* v8+ */
+        struct offset_fetch_response_offset_fetch_response_partitions *partitions; /* v8+ */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_fetch_response_offset_fetch_response_group {
+        struct kafka_str group_id; /* v8+ */
+        struct offset_fetch_response_offset_fetch_response_topics *topics; /* v8+ */
+        int32_t topics_count; /* -1: null */
+        int16_t error_code; /* v8+ */
+};
+
+struct offset_fetch_response {
+        int32_t throttle_time_ms; /* v3+ */
+        struct offset_fetch_response_offset_fetch_response_topic *topics; /* v0-7 */
+        int32_t topics_count; /* -1: null */
+        int16_t error_code; /* v2-7 */
+        struct offset_fetch_response_offset_fetch_response_group *groups; /* v8+ */
+        int32_t groups_count; /* -1: null */
+};
+
+void offset_fetch_response_offset_fetch_response_partition_init(struct offset_fetch_response_offset_fetch_response_partition *m);
+void offset_fetch_response_offset_fetch_response_topic_init(struct offset_fetch_response_offset_fetch_response_topic *m);
+void offset_fetch_response_offset_fetch_response_partitions_init(struct offset_fetch_response_offset_fetch_response_partitions *m);
+void offset_fetch_response_offset_fetch_response_topics_init(struct offset_fetch_response_offset_fetch_response_topics *m);
+void offset_fetch_response_offset_fetch_response_group_init(struct offset_fetch_response_offset_fetch_response_group *m);
+void offset_fetch_response_init(struct offset_fetch_response *m);
+int offset_fetch_response_decode(struct kafka_reader *r, int16_t version, struct offset_fetch_response *m);
+void offset_fetch_response_encode(struct kafka_writer *w, int16_t version, const struct offset_fetch_response *m);
+
+/* FindCoordinatorRequest, versions 0-4 */
+struct find_coordinator_request {
+        struct kafka_str key; /* v0-3 */
+        int8_t key_type; /* v1+ */
+        struct kafka_str *coordinator_keys; /* v4+ */
+        int32_t coordinator_keys_count; /* -1: null */
+};
+
+void find_coordinator_request_init(struct find_coordinator_request *m);
+int find_coordinator_request_decode(struct kafka_reader *r, int16_t version, struct find_coordinator_request *m);
+void find_coordinator_request_encode(struct kafka_writer *w, int16_t version, const struct find_coordinator_request *m);
+
+/* FindCoordinatorResponse, versions 0-4 */
+struct find_coordinator_response_coordinator {
+        struct kafka_str key; /* v4+ */
+        int32_t node_id; /* v4+ */
+        struct kafka_str host; /* v4+ */
+        int32_t port; /* v4+ */
+        int16_t error_code; /* v4+ */
+        struct kafka_str error_message; /* v4+ */
+};
+
+struct find_coordinator_response {
+        int32_t throttle_time_ms; /* v1+ */
+        int16_t error_code; /* v0-3 */
+        struct kafka_str error_message; /* v1-3 */
+        int32_t node_id; /* v0-3 */
+        struct kafka_str host; /* v0-3 */
+        int32_t port; /* v0-3 */
+        struct find_coordinator_response_coordinator *coordinators; /* v4+ */
+        int32_t coordinators_count; /* -1: null */
+};
+
+void find_coordinator_response_coordinator_init(struct find_coordinator_response_coordinator *m);
+void find_coordinator_response_init(struct find_coordinator_response *m);
+int find_coordinator_response_decode(struct kafka_reader *r, int16_t version, struct find_coordinator_response *m);
+void find_coordinator_response_encode(struct kafka_writer *w, int16_t version, const struct find_coordinator_response *m);
+
+/* JoinGroupRequest, versions 0-9 */
+struct join_group_request_join_group_request_protocol {
+        struct kafka_str name; /* v0+ */
+        struct kafka_bytes metadata; /* v0+ */
+};
+
+struct join_group_request {
+        struct kafka_str group_id; /* v0+ */
+        int32_t session_timeout_ms; /* v0+ */
+        int32_t rebalance_timeout_ms; /* v1+ */
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_str group_instance_id; /* v5+ */
+        struct kafka_str protocol_type; /* v0+ */
+        struct join_group_request_join_group_request_protocol *protocols; /* v0+ */
+        int32_t protocols_count; /* -1: null */
+        struct kafka_str reason; /* v8+ */
+};
+
+void join_group_request_join_group_request_protocol_init(struct join_group_request_join_group_request_protocol *m);
+void join_group_request_init(struct join_group_request *m);
+int join_group_request_decode(struct kafka_reader *r, int16_t version, struct join_group_request *m);
+void join_group_request_encode(struct kafka_writer *w, int16_t version, const struct join_group_request *m);
+
+/* JoinGroupResponse, versions 0-9 */
+struct join_group_response_join_group_response_member {
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_str group_instance_id; /* v5+ */
+        struct kafka_bytes metadata; /* v0+ */
+};
+
+struct join_group_response {
+        int32_t throttle_time_ms; /* v2+ */
+        int16_t error_code; /* v0+ */
+        int32_t generation_id; /* v0+ */
+        struct kafka_str protocol_type; /* v7+ */
+        struct kafka_str protocol_name; /* v0+ */
+        struct kafka_str leader; /* v0+ */
+        bool skip_assignment; /* v9+ */
+        struct kafka_str member_id; /* v0+ */
+        struct join_group_response_join_group_response_member *members; /* v0+ */
+        int32_t members_count; /* -1: null */
+};
+
+void join_group_response_join_group_response_member_init(struct join_group_response_join_group_response_member *m);
+void join_group_response_init(struct join_group_response *m);
+int join_group_response_decode(struct kafka_reader *r, int16_t version, struct join_group_response *m);
+void join_group_response_encode(struct kafka_writer *w, int16_t version, const struct join_group_response *m);
+
+/* HeartbeatRequest, versions 0-4 */
+struct heartbeat_request {
+        struct kafka_str group_id; /* v0+ */
+        int32_t generation_id; /* v0+ */
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_str group_instance_id; /* v3+ */
+};
+
+void heartbeat_request_init(struct heartbeat_request *m);
+int heartbeat_request_decode(struct kafka_reader *r, int16_t version, struct heartbeat_request *m);
+void heartbeat_request_encode(struct kafka_writer *w, int16_t version, const struct heartbeat_request *m);
+
+/* HeartbeatResponse, versions 0-4 */
+struct heartbeat_response {
+        int32_t throttle_time_ms; /* v1+ */
+        int16_t error_code; /* v0+ */
+};
+
+void heartbeat_response_init(struct heartbeat_response *m);
+int heartbeat_response_decode(struct kafka_reader *r, int16_t version, struct heartbeat_response *m);
+void heartbeat_response_encode(struct kafka_writer *w, int16_t version, const struct heartbeat_response *m);
+
+/* LeaveGroupRequest, versions 0-5 */
+struct leave_group_request_member_identity {
+        struct kafka_str member_id; /* v3+ */
+        struct kafka_str group_instance_id; /* v3+ */
+        struct kafka_str reason; /* v5+ */
+};
+
+struct leave_group_request {
+        struct kafka_str group_id; /* v0+ */
+        struct kafka_str member_id; /* v0-2 */
+        struct leave_group_request_member_identity *members; /* v3+ */
+        int32_t members_count; /* -1: null */
+};
+
+void leave_group_request_member_identity_init(struct leave_group_request_member_identity *m);
+void leave_group_request_init(struct leave_group_request *m);
+int leave_group_request_decode(struct kafka_reader *r, int16_t version, struct leave_group_request *m);
+void leave_group_request_encode(struct kafka_writer *w, int16_t version, const struct leave_group_request *m);
+
+/* LeaveGroupResponse, versions 0-5 */
+struct leave_group_response_member_response {
+        struct kafka_str member_id; /* v3+ */
+        struct kafka_str group_instance_id; /* v3+ */
+        int16_t error_code; /* v3+ */
+};
+
+struct leave_group_response {
+        int32_t throttle_time_ms; /* v1+ */
+        int16_t error_code; /* v0+ */
+        struct leave_group_response_member_response *members; /* v3+ */
+        int32_t members_count; /* -1: null */
+};
+
+void leave_group_response_member_response_init(struct leave_group_response_member_response *m);
+void leave_group_response_init(struct leave_group_response *m);
+int leave_group_response_decode(struct kafka_reader *r, int16_t version, struct leave_group_response *m);
+void leave_group_response_encode(struct kafka_writer *w, int16_t version, const struct leave_group_response *m);
+
+/* SyncGroupRequest, versions 0-5 */
+struct sync_group_request_sync_group_request_assignment {
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_bytes assignment; /* v0+ */
+};
+
+struct sync_group_request {
+        struct kafka_str group_id; /* v0+ */
+        int32_t generation_id; /* v0+ */
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_str group_instance_id; /* v3+ */
+        struct kafka_str protocol_type; /* v5+ */
+        struct kafka_str protocol_name; /* v5+ */
+        struct sync_group_request_sync_group_request_assignment *assignments; /* v0+ */
+        int32_t assignments_count; /* -1: null */
+};
+
+void sync_group_request_sync_group_request_assignment_init(struct sync_group_request_sync_group_request_assignment *m);
+void sync_group_request_init(struct sync_group_request *m);
+int sync_group_request_decode(struct kafka_reader *r, int16_t version, struct sync_group_request *m);
+void sync_group_request_encode(struct kafka_writer *w, int16_t version, const struct sync_group_request *m);
+
+/* SyncGroupResponse, versions 0-5 */
+struct sync_group_response {
+        int32_t throttle_time_ms; /* v1+ */
+        int16_t error_code; /* v0+ */
+        struct kafka_str protocol_type; /* v5+ */
+        struct kafka_str protocol_name; /* v5+ */
+        struct kafka_bytes assignment; /* v0+ */
+};
+
+void sync_group_response_init(struct sync_group_response *m);
+int sync_group_response_decode(struct kafka_reader *r, int16_t version, struct sync_group_response *m);
+void sync_group_response_encode(struct kafka_writer *w, int16_t version, const struct sync_group_response *m);
+
+/* DescribeGroupsRequest, versions 0-5 */
+struct describe_groups_request {
+        struct kafka_str *groups; /* v0+ */
+        int32_t groups_count; /* -1: null */
+        bool include_authorized_operations; /* v3+ */
+};
+
+void describe_groups_request_init(struct describe_groups_request *m);
+int describe_groups_request_decode(struct kafka_reader *r, int16_t version, struct describe_groups_request *m);
+void describe_groups_request_encode(struct kafka_writer *w, int16_t version, const struct describe_groups_request *m);
+
+/* DescribeGroupsResponse, versions 0-5 */
+struct describe_groups_response_described_group_member {
+        struct kafka_str member_id; /* v0+ */
+        struct kafka_str group_instance_id; /* v4+ */
+        struct kafka_str client_id; /* v0+ */
+        struct kafka_str client_host; /* v0+ */
+        struct kafka_bytes member_metadata; /* v0+ */
+        struct kafka_bytes member_assignment; /* v0+ */
+};
+
+struct describe_groups_response_described_group {
+        int16_t error_code; /* v0+ */
+        struct kafka_str group_id; /* v0+ */
+        struct kafka_str group_state; /* v0+ */
+        struct kafka_str protocol_type; /* v0+ */
+        struct kafka_str protocol_data; /* v0+ */
+        struct describe_groups_response_described_group_member *members; /* v0+ */
+        int32_t members_count; /* -1: null */
+        int32_t authorized_operations; /* v3+ */
+};
+
+struct describe_groups_response {
+        int32_t throttle_time_ms; /* v1+ */
+        struct describe_groups_response_described_group *groups; /* v0+ */
+        int32_t groups_count; /* -1: null */
+};
+
+void describe_groups_response_described_group_member_init(struct describe_groups_response_described_group_member *m);
+void describe_groups_response_described_group_init(struct describe_groups_response_described_group *m);
+void describe_groups_response_init(struct describe_groups_response *m);
+int describe_groups_response_decode(struct kafka_reader *r, int16_t version, struct describe_groups_response *m);
+void describe_groups_response_encode(struct kafka_writer *w, int16_t version, const struct describe_groups_response *m);
+
+/* ListGroupsRequest, versions 0-4 */
+struct list_groups_request {
+        struct kafka_str *states_filter; /* v4+ */
+        int32_t states_filter_count; /* -1: null */
+        struct kafka_str *types_filter; /* v5+ */
+        int32_t types_filter_count; /* -1: null */
+};
+
+void list_groups_request_init(struct list_groups_request *m);
+int list_groups_request_decode(struct kafka_reader *r, int16_t version, struct list_groups_request *m);
+void list_groups_request_encode(struct kafka_writer *w, int16_t version, const struct list_groups_request *m);
+
+/* ListGroupsResponse, versions 0-4 */
+struct list_groups_response_listed_group {
+        struct kafka_str group_id; /* v0+ */
+        struct kafka_str protocol_type; /* v0+ */
+        struct kafka_str group_state; /* v4+ */
+        struct kafka_str group_type; /* v5+ */
+};
+
+struct list_groups_response {
+        int32_t throttle_time_ms; /* v1+ */
+        int16_t error_code; /* v0+ */
+        struct list_groups_response_listed_group *groups; /* v0+ */
+        int32_t groups_count; /* -1: null */
+};
+
+void list_groups_response_listed_group_init(struct list_groups_response_listed_group *m);
+void list_groups_response_init(struct list_groups_response *m);
+int list_groups_response_decode(struct kafka_reader *r, int16_t version, struct list_groups_response *m);
+void list_groups_response_encode(struct kafka_writer *w, int16_t version, const struct list_groups_response *m);
+
 /* ApiVersionsRequest, versions 0-4 */
 struct api_versions_request {
         struct kafka_str client_software_name; /* v3+ */
@@ -681,6 +1084,81 @@ void create_partitions_response_create_partitions_topic_result_init(struct creat
 void create_partitions_response_init(struct create_partitions_response *m);
 int create_partitions_response_decode(struct kafka_reader *r, int16_t version, struct create_partitions_response *m);
 void create_partitions_response_encode(struct kafka_writer *w, int16_t version, const struct create_partitions_response *m);
+
+/* DeleteGroupsRequest, versions 0-2 */
+struct delete_groups_request {
+        struct kafka_str *groups_names; /* v0+ */
+        int32_t groups_names_count; /* -1: null */
+};
+
+void delete_groups_request_init(struct delete_groups_request *m);
+int delete_groups_request_decode(struct kafka_reader *r, int16_t version, struct delete_groups_request *m);
+void delete_groups_request_encode(struct kafka_writer *w, int16_t version, const struct delete_groups_request *m);
+
+/* DeleteGroupsResponse, versions 0-2 */
+struct delete_groups_response_deletable_group_result {
+        struct kafka_str group_id; /* v0+ */
+        int16_t error_code; /* v0+ */
+};
+
+struct delete_groups_response {
+        int32_t throttle_time_ms; /* v0+ */
+        struct delete_groups_response_deletable_group_result *results; /* v0+ */
+        int32_t results_count; /* -1: null */
+};
+
+void delete_groups_response_deletable_group_result_init(struct delete_groups_response_deletable_group_result *m);
+void delete_groups_response_init(struct delete_groups_response *m);
+int delete_groups_response_decode(struct kafka_reader *r, int16_t version, struct delete_groups_response *m);
+void delete_groups_response_encode(struct kafka_writer *w, int16_t version, const struct delete_groups_response *m);
+
+/* OffsetDeleteRequest, versions 0-0 */
+struct offset_delete_request_offset_delete_request_partition {
+        int32_t partition_index; /* v0+ */
+};
+
+struct offset_delete_request_offset_delete_request_topic {
+        struct kafka_str name; /* v0+ */
+        struct offset_delete_request_offset_delete_request_partition *partitions; /* v0+ */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_delete_request {
+        struct kafka_str group_id; /* v0+ */
+        struct offset_delete_request_offset_delete_request_topic *topics; /* v0+ */
+        int32_t topics_count; /* -1: null */
+};
+
+void offset_delete_request_offset_delete_request_partition_init(struct offset_delete_request_offset_delete_request_partition *m);
+void offset_delete_request_offset_delete_request_topic_init(struct offset_delete_request_offset_delete_request_topic *m);
+void offset_delete_request_init(struct offset_delete_request *m);
+int offset_delete_request_decode(struct kafka_reader *r, int16_t version, struct offset_delete_request *m);
+void offset_delete_request_encode(struct kafka_writer *w, int16_t version, const struct offset_delete_request *m);
+
+/* OffsetDeleteResponse, versions 0-0 */
+struct offset_delete_response_offset_delete_response_partition {
+        int32_t partition_index; /* v0+ */
+        int16_t error_code; /* v0+ */
+};
+
+struct offset_delete_response_offset_delete_response_topic {
+        struct kafka_str name; /* v0+ */
+        struct offset_delete_response_offset_delete_response_partition *partitions; /* v0+ */
+        int32_t partitions_count; /* -1: null */
+};
+
+struct offset_delete_response {
+        int16_t error_code; /* v0+ */
+        int32_t throttle_time_ms; /* v0+ */
+        struct offset_delete_response_offset_delete_response_topic *topics; /* v0+ */
+        int32_t topics_count; /* -1: null */
+};
+
+void offset_delete_response_offset_delete_response_partition_init(struct offset_delete_response_offset_delete_response_partition *m);
+void offset_delete_response_offset_delete_response_topic_init(struct offset_delete_response_offset_delete_response_topic *m);
+void offset_delete_response_init(struct offset_delete_response *m);
+int offset_delete_response_decode(struct kafka_reader *r, int16_t version, struct offset_delete_response *m);
+void offset_delete_response_encode(struct kafka_writer *w, int16_t version, const struct offset_delete_response *m);
 
 /* DescribeClusterRequest, versions 0-1 */
 struct describe_cluster_request {
