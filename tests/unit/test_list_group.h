@@ -1,0 +1,8 @@
+/* Unit tests of the group coordinator (tests/unit/test_group.c). */
+TEST_ENTRY(group_two_members_join_sync_and_heartbeat)
+TEST_ENTRY(group_session_expiry_and_rebalance_timeout)
+TEST_ENTRY(group_static_member_rejoins_without_rebalance)
+TEST_ENTRY(group_protocol_selection_and_inconsistency)
+TEST_ENTRY(group_offsets_durable_compacted_and_expired)
+TEST_ENTRY(group_delete_and_commit_rules)
+TEST_ENTRY(offset_log_truncates_a_torn_tail)
