@@ -299,7 +299,8 @@ static void before_sleep(struct loop *loop, void *arg)
         /* Answering a request starts the next one already read on its connection, which
          * may need another sync or wake fetches: repeat until none is left, or the loop
          * would sleep with answers held back. */
-        while (broker->sync_waiters || broker->data_appended || broker->offset_sync_waiters) {
+        while (broker->sync_waiters || broker->data_appended || broker->offset_sync_waiters ||
+               broker->ready_conns) {
                 if (broker->sync_waiters)
                         produce_sync_waiters(broker);
                 if (broker->offset_sync_waiters)
@@ -308,6 +309,7 @@ static void before_sleep(struct loop *loop, void *arg)
                         broker->data_appended = false;
                         fetch_wake_waiters(broker);
                 }
+                conn_process_ready(broker);
         }
         arm_group_timer(broker);
         conn_free_closed(broker);
@@ -435,6 +437,7 @@ void broker_stop(struct broker *broker)
 {
         while (broker->conns)
                 conn_close(broker->conns, "shutdown");
+        broker->ready_conns = NULL; /* all closed: nothing left to process */
         conn_free_closed(broker);
         for (int i = 0; i < broker->nlisteners; i++) {
                 struct listener *l = &broker->listeners[i];

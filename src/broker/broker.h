@@ -49,6 +49,7 @@ struct broker {
         struct conn *conns;    /* doubly linked list of open connections */
         int nconns;
         struct conn *closed;   /* connections closed this iteration, freed before sleep */
+        struct conn *ready_conns; /* answered outside their dispatch: process before sleep */
         struct request *fetch_waiters;   /* long-poll fetches, linked through req->next */
         struct request *sync_waiters;    /* produces waiting for the group-commit fsync */
         struct group_coordinator *groups; /* consumer groups and committed offsets */

@@ -269,8 +269,23 @@ static void conn_process(struct conn *conn)
 void conn_request_done(struct conn *conn)
 {
         conn->last_active_ms = loop_now_ms(conn->broker->loop);
-        if (!conn->in_dispatch)
-                conn_process(conn);
+        if (conn->in_dispatch || conn->ready)
+                return;
+        conn->ready = true;
+        conn->ready_next = conn->broker->ready_conns;
+        conn->broker->ready_conns = conn;
+}
+
+void conn_process_ready(struct broker *broker)
+{
+        while (broker->ready_conns) {
+                struct conn *conn = broker->ready_conns;
+                broker->ready_conns = conn->ready_next;
+                conn->ready = false;
+                conn->ready_next = NULL;
+                if (conn->state == CONN_OPEN)
+                        conn_process(conn);
+        }
 }
 
 static void conn_read(struct conn *conn)

@@ -36,6 +36,8 @@ struct conn {
         bool close_after_write;    /* close once <out> is flushed */
         int64_t last_active_ms;
         uint64_t requests;
+        bool ready;                /* in broker->ready_conns */
+        struct conn *ready_next;
 };
 
 /* Accepted socket <fd> on <listener>: creates the connection and starts reading. */
@@ -45,9 +47,13 @@ void conn_accept(struct broker *broker, struct listener *listener, int fd);
 void conn_close(struct conn *conn, const char *reason);
 /* Frees connections closed this iteration (before-sleep hook). */
 void conn_free_closed(struct broker *broker);
-/* Called when the in-flight request completed: sends output and handles further
- * buffered frames. */
+/* Called when the in-flight request completed. Outside the connection's own dispatch
+ * (a deferred answer: long poll, group commit, a rebalance completing) the connection is
+ * queued, and conn_process_ready() sends its output and handles its further buffered
+ * frames, so that no handler runs nested inside another handler or a callback. */
 void conn_request_done(struct conn *conn);
+/* Processes the connections queued by conn_request_done() (before-sleep hook). */
+void conn_process_ready(struct broker *broker);
 /* Closes connections idle longer than connections.max.idle.ms. */
 void conn_sweep_idle(struct broker *broker, int64_t now_ms);
 
