@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "broker/main.h"
+#include "cli/cli.h"
 #include "kafka/api.h"
 #include "version.h"
 
@@ -27,6 +28,7 @@ static const struct command {
         const char *summary;
 } commands[] = {
         { "broker", broker_main, "run a Kafka-protocol broker" },
+        { "groups", groups_main, "list and describe consumer groups and their lag" },
         { "version", version_main, "print the version and the Kafka APIs served" },
 };
 
