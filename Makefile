@@ -74,8 +74,14 @@ clean:
 .PHONY: all asan test itest check gen gen-check fuzz clean bench
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# Benchmark load tool (bench/README.md); bench/run.py runs the whole benchmark.
-bench: build/bench/stratus_bench
+# Benchmark load tools (bench/README.md); bench/run.py runs the whole benchmark and
+# bench/group_run.py the consumer-group one. group_bench compiles in the protocol codecs.
+GROUP_BENCH_SRC := src/kafka/wire.c src/kafka/api.c src/kafka/errors.c src/kafka/gen/messages.c \
+                   src/kafka/gen/api_table.c src/base/buf.c src/base/alloc.c
+bench: build/bench/stratus_bench build/bench/group_bench
 build/bench/stratus_bench: bench/stratus_bench.c
 	@mkdir -p build/bench
 	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lrdkafka -lpthread
+build/bench/group_bench: bench/group_bench.c $(GROUP_BENCH_SRC) $(wildcard src/kafka/*.h src/kafka/gen/*.h src/base/*.h)
+	@mkdir -p build/bench
+	$(CC) $(CSTD) $(WARN) $(INC) -O2 -g -o $@ $(filter %.c,$^)

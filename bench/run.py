@@ -908,8 +908,46 @@ def write_report(path, started, elapsed, reps, machine, starts, idle_rss, matrix
         with open(notes) as f:
             out(f.read().rstrip())
         out("")
+    text = "\n".join(L)
+    # bench/group_run.py writes the consumer-group section; keep it where it is.
+    kept = report_section(path, GROUPS_SECTION)
+    if kept:
+        text = splice_section(text, kept, GROUPS_SECTION)
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write(text)
+
+
+GROUPS_SECTION = "## Consumer groups"
+
+
+def report_section(path, title):
+    """The "<title>" section of the report at <path>, up to the next "## " heading, or None."""
+    if not os.path.exists(path):
+        return None
+    lines = open(path).read().split("\n")
+    if title not in lines:
+        return None
+    i = lines.index(title)
+    j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
+    return "\n".join(lines[i:j])
+
+
+def splice_section(text, section, title, before="## How to reproduce"):
+    """<text> (a Markdown report) with its "<title>" section (up to the next "## " heading)
+    replaced by <section>; when it has none, <section> goes before the <before> heading
+    (or at the end)."""
+    lines = text.rstrip("\n").split("\n")
+    new = section.rstrip("\n").split("\n") + [""]
+    if title in lines:
+        i = lines.index(title)
+        j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
+        lines[i:j] = new
+    elif before in lines:
+        i = lines.index(before)
+        lines[i:i] = new
+    else:
+        lines += [""] + new
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
