@@ -10,6 +10,7 @@ DEBS=(
   zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev
   librdkafka-dev kcat python3-confluent-kafka python3-kafka python3-pytest
   nodejs npm procps iproute2
+  golang-go golang-github-shopify-sarama-dev
 )
 
 SUDO=""

@@ -41,6 +41,7 @@ fuzz_smoke() {
 }
 mkdir -p build
 step fuzz-smoke fuzz_smoke
+step test-clients bash scripts/build-test-clients.sh
 
 mkdir -p build
 STRATUS_BIN="$PWD/build/asan/stratus" /usr/bin/python3 -m pytest tests/integration -v \
