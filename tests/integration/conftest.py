@@ -236,3 +236,228 @@ def recv_exact(sock, n):
 def recv_frame(sock):
     (size,) = struct.unpack(">i", recv_exact(sock, 4))
     return recv_exact(sock, size)
+
+
+# ---- consumer-group members (tests/integration/clients/README.md) --------------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import threading  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.abspath(os.path.join(_HERE, "..", ".."))
+GROUP_MEMBER_PY = os.path.join(_HERE, "clients", "group_member.py")
+GROUP_MEMBER_JS = os.path.join(_HERE, "js", "group_member.js")
+SARAMA_MEMBER = os.environ.get("SARAMA_MEMBER") or os.path.join(_REPO, "build", "clients", "sarama_member")
+GROUP_LIBS = ("confluent", "kafka-python", "kafkajs", "sarama")
+
+
+def member_command(lib):
+    """Returns (argv prefix, None) to run <lib>'s group member, or (None, why it can't run)."""
+    if lib in ("confluent", "kafka-python"):
+        return ["/usr/bin/python3", GROUP_MEMBER_PY, "--lib", lib], None
+    if lib == "kafkajs":
+        if shutil.which("node") is None:
+            return None, "node missing: run scripts/install-deps.sh"
+        if not os.path.isdir(os.path.join(_HERE, "node_modules", "kafkajs")):
+            return None, "kafkajs missing in tests/integration/node_modules: run scripts/install-deps.sh"
+        if not os.path.exists(GROUP_MEMBER_JS):
+            return None, f"{GROUP_MEMBER_JS} missing"
+        return ["node", GROUP_MEMBER_JS], None
+    if lib == "sarama":
+        if not os.access(SARAMA_MEMBER, os.X_OK):
+            return None, f"{SARAMA_MEMBER} missing: run scripts/build-test-clients.sh"
+        return [SARAMA_MEMBER], None
+    raise ValueError(f"unknown group member library {lib!r}")
+
+
+def require_member_lib(*libs):
+    """Skips the calling test unless every library in <libs> can run a group member here."""
+    for lib in libs:
+        _, why = member_command(lib)
+        if why:
+            pytest.skip(f"{lib} group member unavailable: {why}")
+
+
+class Member:
+    """One consumer-group member process (clients/README.md has the contract). Its JSON
+    events are read on a thread into <events> as (monotonic time, dict); lines that are
+    not JSON objects become {"event": "bad_line"} (the contract forbids them)."""
+
+    def __init__(self, lib, bootstrap, group, topics, client_id, workdir, instance_id=None,
+                 assignor=None, session_timeout_ms=6000, heartbeat_ms=1000, commit="sync",
+                 from_="earliest"):
+        self.lib = lib
+        self.client_id = client_id
+        self.argv_tail = ["--bootstrap", bootstrap, "--group", group, "--client-id", client_id,
+                          "--session-timeout-ms", str(session_timeout_ms),
+                          "--heartbeat-ms", str(heartbeat_ms), "--commit", commit, "--from", from_]
+        for t in [topics] if isinstance(topics, str) else topics:
+            self.argv_tail += ["--topic", t]
+        if instance_id is not None:
+            self.argv_tail += ["--instance-id", instance_id]
+        if assignor is not None:
+            self.argv_tail += ["--assignor", assignor]
+        self.stderr_path = os.path.join(workdir, f"member-{client_id}.stderr")
+        self.events = []
+        self.cond = threading.Condition()
+        self.proc = None
+        self.reader = None
+        self.eof = False
+
+    def start(self):
+        prefix, why = member_command(self.lib)
+        if why:
+            pytest.skip(f"{self.lib} group member unavailable: {why}")
+        err = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(prefix + self.argv_tail, stdout=subprocess.PIPE, stderr=err,
+                                     stdin=subprocess.DEVNULL, cwd=_HERE)
+        err.close()
+        self.reader = threading.Thread(target=self._read, name=f"member-{self.client_id}", daemon=True)
+        self.reader.start()
+        return self
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            try:
+                ev = json.loads(line)
+                if not isinstance(ev, dict) or "event" not in ev:
+                    raise ValueError
+            except ValueError:
+                ev = {"event": "bad_line", "line": line}
+            with self.cond:
+                self.events.append((time.monotonic(), ev))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    # -- reading events
+
+    def of(self, kind, since=0.0):
+        """Events of <kind> received at or after monotonic time <since>, as dicts."""
+        with self.cond:
+            return [e for t, e in self.events if e["event"] == kind and t >= since]
+
+    def timed(self, kind):
+        """[(monotonic time, event)] of <kind>."""
+        with self.cond:
+            return [(t, e) for t, e in self.events if e["event"] == kind]
+
+    def wait_for(self, pred, timeout, what):
+        """Waits until pred(self) is true; fails with the member's recent output if not."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                v = pred(self)
+                if v:
+                    return v
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.2))
+        raise AssertionError(f"{self}: timed out after {timeout}s waiting for {what}; "
+                             f"last events {self.tail()}")
+
+    def wait_event(self, kind, timeout=30.0, since=0.0):
+        return self.wait_for(lambda m: (m.of(kind, since) or [None])[0], timeout, f"event {kind}")
+
+    def wait_ready(self, timeout=30.0):
+        return self.wait_event("ready", timeout)
+
+    @property
+    def assignment(self):
+        """The current assignment {(topic, partition)} after the last assigned/revoked event."""
+        with self.cond:
+            for _, e in reversed(self.events):
+                if e["event"] in ("assigned", "revoked"):
+                    return {(t, p) for t, p in e["all"]}
+        return set()
+
+    def wait_assignment(self, pred=lambda a: a, timeout=30.0, what="an assignment"):
+        """Waits until pred(current assignment) holds; returns the assignment."""
+        self.wait_for(lambda m: pred(m.assignment), timeout, what)
+        return self.assignment
+
+    def records(self):
+        return self.of("record")
+
+    def record_keys(self):
+        """[(topic, partition, offset)] of printed records, in print order."""
+        return [(e["topic"], e["partition"], e["offset"]) for e in self.records()]
+
+    def tail(self, n=8):
+        with self.cond:
+            return [e for _, e in self.events[-n:]]
+
+    def stderr_tail(self, n=4000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    # -- process control
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, timeout=30.0):
+        """SIGTERM, then waits for exit; returns the exit code (the caller checks "closed")."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            raise AssertionError(f"{self}: no exit within {timeout}s of SIGTERM; last events {self.tail()}")
+        self.reader.join(5)
+        return code
+
+    def kill9(self):
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait(10)
+        self.reader.join(5)
+        return code
+
+    def __repr__(self):
+        return f"Member({self.lib} {self.client_id} pid={self.proc.pid if self.proc else None})"
+
+
+@pytest.fixture
+def member_factory(workdir, request):
+    """make(lib, bootstrap, group, topics, client_id, **kw) starts a Member; every member
+    still running at teardown is killed by pid. On failure their last events and stderr
+    are printed."""
+    members = []
+
+    def make(lib, bootstrap, group, topics, client_id, **kw):
+        m = Member(lib, bootstrap, group, topics, client_id, workdir, **kw)
+        members.append(m)
+        return m.start()
+
+    yield make
+    for m in members:
+        if m.proc is not None and m.alive():
+            m.kill9()
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    dump_dir = os.environ.get("STRATUS_IT_MEMBER_DUMP")  # debugging: keep every event
+    if dump_dir:
+        os.makedirs(dump_dir, exist_ok=True)
+        for m in members:
+            with open(os.path.join(dump_dir, f"{request.node.name}-{m.client_id}.jsonl"), "w") as f:
+                for t, e in m.events:
+                    f.write(json.dumps({"t": round(t, 3), **e}) + "\n")
+            shutil.copy(m.stderr_path, os.path.join(dump_dir, f"{request.node.name}-{m.client_id}.stderr"))
+    if failed:
+        for m in members:
+            if m.proc is None:
+                continue
+            print(f"=== {m} exit={m.proc.returncode} last events: {m.tail(15)}")
+            print(f"--- stderr ({m.stderr_path}):\n{m.stderr_tail()}")

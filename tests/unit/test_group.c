@@ -472,3 +472,36 @@ TEST(offset_log_truncates_a_torn_tail)
         CHECK_EQ(offset_log_append(log, OFFSET_LOG_PUT, NULL, 0, NULL, OFFSET_LOG_MAX_BODY), -EINVAL);
         offset_log_close(log);
 }
+
+TEST(group_follower_that_never_syncs_is_removed)
+{
+        struct group_coordinator *gc = open_gc(&CFG, 0);
+        CHECK(gc);
+        struct join_seen a, b;
+        struct sync_seen sa;
+        join_new(gc, "g", 0, &a);
+        /* b's session is longer than the rebalance timeout, so only the sync deadline can remove it. */
+        struct group_join_request jb = join_req("g", NULL, NULL);
+        jb.session_timeout_ms = 60000;
+        jb.require_known_member_id = false;
+        CHECK(group_join(gc, &jb, 0, on_join, &b));
+        char a_id[160];
+        snprintf(a_id, sizeof(a_id), "%s", a.member_id);
+        struct group_join_request ja = join_req("g", a_id, NULL);
+        group_join(gc, &ja, 10, on_join, &a);
+        CHECK_EQ(b.generation, 2);
+        /* The leader syncs (the group is Stable) and keeps heartbeating; b never syncs. */
+        CHECK_EQ(sync_member(gc, "g", a_id, 2, NULL, 0, 20, &sa), KAFKA_NONE);
+        CHECK_EQ(group_find(gc, "g", 1)->state, GROUP_STABLE);
+        for (int64_t t = 5000; t <= 30000; t += 5000) {
+                CHECK_EQ(group_heartbeat(gc, S("g"), 2, S(a_id), S(NULL), t), KAFKA_NONE);
+                group_coordinator_tick(gc, t);
+        }
+        /* 30 s (the rebalance timeout) after the join completed, b is gone. */
+        group_coordinator_tick(gc, 30011);
+        struct group *g = group_find(gc, "g", 1);
+        CHECK_EQ(g->members_count, 1);
+        CHECK_EQ(g->state, GROUP_PREPARING_REBALANCE);
+        CHECK_EQ(group_heartbeat(gc, S("g"), 2, S(a_id), S(NULL), 30020), KAFKA_REBALANCE_IN_PROGRESS);
+        group_coordinator_close(gc);
+}

@@ -822,6 +822,14 @@ struct group_wait *group_join(struct group_coordinator *gc, const struct group_j
 
 /* ---- SyncGroup ---- */
 
+static bool all_synced(const struct group *group)
+{
+        for (const struct group_member *m = group->members; m; m = m->next)
+                if (!m->synced)
+                        return false;
+        return true;
+}
+
 static struct group_wait *sync_error(group_sync_done_fn *done, void *ctx, int16_t error)
 {
         struct group_sync_result res = { .error_code = error, .assignment = { (const uint8_t *)"", 0 } };
@@ -852,6 +860,9 @@ struct group_wait *group_sync(struct group_coordinator *gc, const struct group_s
                 return sync_error(done, ctx, KAFKA_REBALANCE_IN_PROGRESS);
         case GROUP_STABLE: {
                 m->heartbeat_deadline_ms = now_ms + m->session_timeout_ms;
+                m->synced = true;
+                if (all_synced(group))
+                        group->sync_deadline_ms = 0;
                 struct group_sync_result res = { .error_code = KAFKA_NONE,
                                                  .protocol_type = group->protocol_type,
                                                  .protocol_name = group->protocol_name,
@@ -887,7 +898,10 @@ struct group_wait *group_sync(struct group_coordinator *gc, const struct group_s
                         x->assignment_len = a.len;
                 }
                 set_state(group, GROUP_STABLE, now_ms);
-                group->sync_deadline_ms = 0;
+                /* Followers that never sync are removed when the sync deadline passes,
+                 * also once the group is Stable (Kafka's pending-sync members). */
+                if (all_synced(group))
+                        group->sync_deadline_ms = 0;
                 for (struct group_member *x = group->members; x; x = x->next) {
                         x->heartbeat_deadline_ms = now_ms + x->session_timeout_ms;
                         group_schedule(gc, x->heartbeat_deadline_ms);
@@ -995,7 +1009,7 @@ static void tick_group(struct group_coordinator *gc, struct group *group, int64_
                 }
                 group_schedule(gc, group->join_deadline_ms);
         }
-        if (group->state == GROUP_COMPLETING_REBALANCE && group->sync_deadline_ms) {
+        if ((group->state == GROUP_COMPLETING_REBALANCE || group->state == GROUP_STABLE) && group->sync_deadline_ms) {
                 if (group->sync_deadline_ms <= now_ms) {
                         struct group_member *m = group->members;
                         int removed = 0;

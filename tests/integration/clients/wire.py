@@ -1,6 +1,9 @@
 """Hand-built Kafka requests for tests that need exact bytes on the wire: record batches
 (magic 2, and legacy magic 1 messages), Produce v3-8 and InitProducerId v0-1 encoders and
-their response decoders, ApiVersions v0. Frames use conftest.frame()/recv_frame()."""
+their response decoders, ApiVersions v0, and the group coordinator's requests (JoinGroup,
+SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, FindCoordinator,
+DescribeGroups, ListGroups, DeleteGroups, OffsetDelete; see the section below). Frames use
+conftest.frame()/recv_frame()."""
 import struct
 import zlib
 
@@ -120,3 +123,523 @@ def parse_api_versions_v0(payload):
         apis[k] = (lo, hi)
         off += 6
     return err, apis
+
+
+# ---- group coordinator requests ------------------------------------------------------------
+# JoinGroup 0-9, SyncGroup 0-5, Heartbeat 0-4, LeaveGroup 0-5, OffsetCommit 1-8, OffsetFetch
+# 1-8, FindCoordinator 0-4, DescribeGroups 0-5, ListGroups 0-4, DeleteGroups 0-2 and
+# OffsetDelete 0 request bodies and response decoders, for any version in those ranges
+# (flexible versions use compact encodings and empty tagged fields). Layouts follow
+# shared/kafka-protocol/spec/*.json. Frame flexible requests with conftest.frame(...,
+# flexible=is_flexible(api, version)); read their responses with Reader(payload, flexible).
+
+JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
+OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
+FLEXIBLE_FROM = {JOIN_GROUP: 6, HEARTBEAT: 4, LEAVE_GROUP: 4, SYNC_GROUP: 4, OFFSET_COMMIT: 8,
+                 OFFSET_FETCH: 6, FIND_COORDINATOR: 3}
+
+
+def is_flexible(api_key, version):
+    return version >= FLEXIBLE_FROM[api_key]
+
+
+def uvarint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _str(s, flex):
+    """A (nullable) string, compact when <flex>."""
+    if s is None:
+        return uvarint(0) if flex else struct.pack(">h", -1)
+    b = s.encode() if isinstance(s, str) else s
+    return (uvarint(len(b) + 1) if flex else struct.pack(">h", len(b))) + b
+
+
+def _bytes(b, flex):
+    if b is None:
+        return uvarint(0) if flex else struct.pack(">i", -1)
+    return (uvarint(len(b) + 1) if flex else struct.pack(">i", len(b))) + b
+
+
+def _array(items, enc, flex):
+    if items is None:
+        return uvarint(0) if flex else struct.pack(">i", -1)
+    body = b"".join(enc(x) for x in items)
+    return (uvarint(len(items) + 1) if flex else struct.pack(">i", len(items))) + body
+
+
+def _tags(flex):
+    return b"\x00" if flex else b""
+
+
+class Reader:
+    """Sequential decoder of a response frame (correlation id first, then the header's
+    tagged fields when <flexible>)."""
+
+    def __init__(self, payload, flexible=False):
+        self.buf, self.off, self.flex = payload, 0, flexible
+        self.correlation_id = self.i32()
+        self.tags()
+
+    def _unpack(self, fmt):
+        (v,) = struct.unpack_from(fmt, self.buf, self.off)
+        self.off += struct.calcsize(fmt)
+        return v
+
+    def i8(self):
+        return self._unpack(">b")
+
+    def i16(self):
+        return self._unpack(">h")
+
+    def i32(self):
+        return self._unpack(">i")
+
+    def i64(self):
+        return self._unpack(">q")
+
+    def uvarint(self):
+        shift = v = 0
+        while True:
+            b = self.buf[self.off]
+            self.off += 1
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+
+    def _len(self, fixed_fmt):
+        if self.flex:
+            return self.uvarint() - 1
+        return self._unpack(fixed_fmt)
+
+    def string(self):
+        n = self._len(">h")
+        if n < 0:
+            return None
+        s = self.buf[self.off:self.off + n].decode()
+        self.off += n
+        return s
+
+    def bytes(self):
+        n = self._len(">i")
+        if n < 0:
+            return None
+        b = self.buf[self.off:self.off + n]
+        self.off += n
+        return b
+
+    def array(self, dec):
+        n = self._len(">i")
+        return None if n < 0 else [dec(self) for _ in range(n)]
+
+    def tags(self):
+        if self.flex:
+            for _ in range(self.uvarint()):
+                self.uvarint()
+                self.off += self.uvarint()
+
+    def at_end(self):
+        return self.off == len(self.buf)
+
+
+def consumer_subscription(topics, user_data=None):
+    """ConsumerProtocolSubscription v0: the metadata of a "consumer" protocol."""
+    return (struct.pack(">h", 0) + _array(topics, lambda t: _str(t, False), False) +
+            _bytes(user_data, False))
+
+
+def consumer_assignment(partitions):
+    """ConsumerProtocolAssignment v0 of {topic: [partition, ...]}."""
+    def topic(item):
+        name, parts = item
+        return _str(name, False) + _array(parts, lambda p: struct.pack(">i", p), False)
+    return struct.pack(">h", 0) + _array(sorted(partitions.items()), topic, False) + _bytes(None, False)
+
+
+def join_group_body(version, group_id, member_id="", session_timeout_ms=10000, rebalance_timeout_ms=10000,
+                    group_instance_id=None, protocol_type="consumer", protocols=(("range", b""),),
+                    reason=None):
+    f = is_flexible(JOIN_GROUP, version)
+    out = _str(group_id, f) + struct.pack(">i", session_timeout_ms)
+    if version >= 1:
+        out += struct.pack(">i", rebalance_timeout_ms)
+    out += _str(member_id, f)
+    if version >= 5:
+        out += _str(group_instance_id, f)
+    out += _str(protocol_type, f)
+    out += _array(list(protocols), lambda p: _str(p[0], f) + _bytes(p[1], f) + _tags(f), f)
+    if version >= 8:
+        out += _str(reason, f)
+    return out + _tags(f)
+
+
+def parse_join_group_response(payload, version):
+    """Returns a dict: error_code, generation_id, protocol_type, protocol_name, leader,
+    skip_assignment, member_id, members [(member_id, group_instance_id, metadata)]."""
+    r = Reader(payload, is_flexible(JOIN_GROUP, version))
+    out = {"throttle_time_ms": r.i32() if version >= 2 else 0}
+    out["error_code"] = r.i16()
+    out["generation_id"] = r.i32()
+    out["protocol_type"] = r.string() if version >= 7 else None
+    out["protocol_name"] = r.string()
+    out["leader"] = r.string()
+    out["skip_assignment"] = bool(r.i8()) if version >= 9 else False
+
+    def member(rr):
+        mid = rr.string()
+        inst = rr.string() if version >= 5 else None
+        meta = rr.bytes()
+        rr.tags()
+        return (mid, inst, meta)
+    out["member_id"] = r.string()
+    out["members"] = r.array(member)
+    r.tags()
+    return out
+
+
+def sync_group_body(version, group_id, generation_id, member_id, assignments=(), group_instance_id=None,
+                    protocol_type="consumer", protocol_name="range"):
+    """<assignments>: [(member_id, assignment bytes)]."""
+    f = is_flexible(SYNC_GROUP, version)
+    out = _str(group_id, f) + struct.pack(">i", generation_id) + _str(member_id, f)
+    if version >= 3:
+        out += _str(group_instance_id, f)
+    if version >= 5:
+        out += _str(protocol_type, f) + _str(protocol_name, f)
+    out += _array(list(assignments), lambda a: _str(a[0], f) + _bytes(a[1], f) + _tags(f), f)
+    return out + _tags(f)
+
+
+def parse_sync_group_response(payload, version):
+    """Returns (error_code, assignment bytes)."""
+    r = Reader(payload, is_flexible(SYNC_GROUP, version))
+    if version >= 1:
+        r.i32()
+    err = r.i16()
+    if version >= 5:
+        r.string()
+        r.string()
+    return err, r.bytes()
+
+
+def heartbeat_body(version, group_id, generation_id, member_id, group_instance_id=None):
+    f = is_flexible(HEARTBEAT, version)
+    out = _str(group_id, f) + struct.pack(">i", generation_id) + _str(member_id, f)
+    if version >= 3:
+        out += _str(group_instance_id, f)
+    return out + _tags(f)
+
+
+def parse_heartbeat_response(payload, version):
+    """Returns the error code."""
+    r = Reader(payload, is_flexible(HEARTBEAT, version))
+    if version >= 1:
+        r.i32()
+    return r.i16()
+
+
+def leave_group_body(version, group_id, member_id, group_instance_id=None):
+    f = is_flexible(LEAVE_GROUP, version)
+    out = _str(group_id, f)
+    if version <= 2:
+        return out + _str(member_id, f)
+    member = _str(member_id, f) + _str(group_instance_id, f)
+    if version >= 5:
+        member += _str(None, f)
+    return out + _array([member], lambda m: m + _tags(f), f) + _tags(f)
+
+
+def parse_leave_group_response(payload, version):
+    """Returns (error_code, [(member_id, group_instance_id, error_code)])."""
+    r = Reader(payload, is_flexible(LEAVE_GROUP, version))
+    if version >= 1:
+        r.i32()
+    err = r.i16()
+    members = []
+    if version >= 3:
+        def member(rr):
+            m = (rr.string(), rr.string(), rr.i16())
+            rr.tags()
+            return m
+        members = r.array(member)
+    return err, members
+
+
+def offset_commit_body(version, group_id, topics, generation_id=-1, member_id="", group_instance_id=None,
+                       retention_time_ms=-1):
+    """OffsetCommit v1-v8. <topics>: {topic: [(partition, offset, metadata)]}."""
+    f = is_flexible(OFFSET_COMMIT, version)
+
+    def partition(p):
+        index, offset, metadata = p
+        out = struct.pack(">iq", index, offset)
+        if version >= 6:
+            out += struct.pack(">i", -1)  # committed leader epoch
+        if version == 1:
+            out += struct.pack(">q", -1)  # commit timestamp
+        return out + _str(metadata, f) + _tags(f)
+
+    out = _str(group_id, f) + struct.pack(">i", generation_id) + _str(member_id, f)
+    if version >= 7:
+        out += _str(group_instance_id, f)
+    if 2 <= version <= 4:
+        out += struct.pack(">q", retention_time_ms)
+    out += _array(sorted(topics.items()),
+                  lambda t: _str(t[0], f) + _array(list(t[1]), partition, f) + _tags(f), f)
+    return out + _tags(f)
+
+
+def parse_offset_commit_response(payload, version):
+    """Returns [(topic, partition, error_code)]."""
+    r = Reader(payload, is_flexible(OFFSET_COMMIT, version))
+    if version >= 3:
+        r.i32()
+    out = []
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(r2):
+            index, err = r2.i32(), r2.i16()
+            r2.tags()
+            out.append((name, index, err))
+        rr.array(part)
+        rr.tags()
+    r.array(topic)
+    r.tags()
+    return out
+
+
+def offset_fetch_body(version, group_id, topics=None, require_stable=False):
+    """OffsetFetch v1-v7. <topics>: {topic: [partition, ...]}, or None for all (v2+)."""
+    f = is_flexible(OFFSET_FETCH, version)
+    out = _str(group_id, f)
+    out += _array(None if topics is None else sorted(topics.items()),
+                  lambda t: _str(t[0], f) + _array(list(t[1]), lambda p: struct.pack(">i", p), f) + _tags(f), f)
+    if version >= 7:
+        out += struct.pack(">b", 1 if require_stable else 0)
+    return out + _tags(f)
+
+
+def parse_offset_fetch_response(payload, version):
+    """Returns (group error_code or 0 before v2, {(topic, partition): (offset, metadata,
+    error_code)})."""
+    r = Reader(payload, is_flexible(OFFSET_FETCH, version))
+    if version >= 3:
+        r.i32()
+    out = {}
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(r2):
+            index, offset = r2.i32(), r2.i64()
+            if version >= 5:
+                r2.i32()
+            metadata, err = r2.string(), r2.i16()
+            r2.tags()
+            out[(name, index)] = (offset, metadata, err)
+        rr.array(part)
+        rr.tags()
+    r.array(topic)
+    err = r.i16() if version >= 2 else 0
+    r.tags()
+    return err, out
+
+
+def find_coordinator_body(version, key, key_type=0):
+    f = is_flexible(FIND_COORDINATOR, version)
+    out = _str(key, f)
+    if version >= 1:
+        out += struct.pack(">b", key_type)
+    return out + _tags(f)
+
+
+def parse_find_coordinator_response(payload, version):
+    """Returns (error_code, node_id, host, port)."""
+    r = Reader(payload, is_flexible(FIND_COORDINATOR, version))
+    if version >= 1:
+        r.i32()
+    err = r.i16()
+    if version >= 1:
+        r.string()
+    return err, r.i32(), r.string(), r.i32()
+
+
+DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE = 15, 16, 42, 47
+FLEXIBLE_FROM.update({DESCRIBE_GROUPS: 5, LIST_GROUPS: 3, DELETE_GROUPS: 2,
+                      OFFSET_DELETE: 1 << 15})  # OffsetDelete is never flexible
+
+
+def find_coordinator_v4_body(keys, key_type=0):
+    """FindCoordinator v4+: a batch of keys."""
+    return struct.pack(">b", key_type) + _array(list(keys), lambda k: _str(k, True), True) + _tags(True)
+
+
+def parse_find_coordinator_v4_response(payload):
+    """Returns [(key, node_id, host, port, error_code)]."""
+    r = Reader(payload, True)
+    r.i32()
+
+    def coordinator(rr):
+        key, node, host, port, err = rr.string(), rr.i32(), rr.string(), rr.i32(), rr.i16()
+        rr.string()  # error message
+        rr.tags()
+        return (key, node, host, port, err)
+    out = r.array(coordinator)
+    r.tags()
+    return out
+
+
+def offset_fetch_v8_body(groups, require_stable=False):
+    """OffsetFetch v8: <groups> is [(group_id, {topic: [partition, ...]} or None)]."""
+    def group(g):
+        gid, topics = g
+        return (_str(gid, True) +
+                _array(None if topics is None else sorted(topics.items()),
+                       lambda t: _str(t[0], True) + _array(list(t[1]), lambda p: struct.pack(">i", p), True) +
+                       _tags(True), True) + _tags(True))
+    return _array(list(groups), group, True) + struct.pack(">b", 1 if require_stable else 0) + _tags(True)
+
+
+def parse_offset_fetch_v8_response(payload):
+    """Returns {group_id: (error_code, {(topic, partition): (offset, metadata, error_code)})}."""
+    r = Reader(payload, True)
+    r.i32()
+    out = {}
+
+    def group(rr):
+        gid = rr.string()
+        offs = {}
+
+        def topic(r2):
+            name = r2.string()
+
+            def part(r3):
+                index, offset = r3.i32(), r3.i64()
+                r3.i32()
+                metadata, err = r3.string(), r3.i16()
+                r3.tags()
+                offs[(name, index)] = (offset, metadata, err)
+            r2.array(part)
+            r2.tags()
+        rr.array(topic)
+        err = rr.i16()
+        rr.tags()
+        out[gid] = (err, offs)
+    r.array(group)
+    r.tags()
+    return out
+
+
+def offset_delete_body(group_id, topics):
+    """OffsetDelete v0. <topics>: {topic: [partition, ...]}."""
+    return _str(group_id, False) + _array(
+        sorted(topics.items()),
+        lambda t: _str(t[0], False) + _array(list(t[1]), lambda p: struct.pack(">i", p), False), False)
+
+
+def parse_offset_delete_response(payload):
+    """Returns (error_code, [(topic, partition, error_code)])."""
+    r = Reader(payload, False)
+    err = r.i16()
+    r.i32()
+    out = []
+
+    def topic(rr):
+        name = rr.string()
+        rr.array(lambda r2: out.append((name, r2.i32(), r2.i16())))
+    r.array(topic)
+    return err, out
+
+
+def delete_groups_body(version, groups):
+    f = is_flexible(DELETE_GROUPS, version)
+    return _array(list(groups), lambda g: _str(g, f), f) + _tags(f)
+
+
+def parse_delete_groups_response(payload, version):
+    """Returns {group_id: error_code}."""
+    r = Reader(payload, is_flexible(DELETE_GROUPS, version))
+    r.i32()
+    out = {}
+
+    def result(rr):
+        gid, err = rr.string(), rr.i16()
+        rr.tags()
+        out[gid] = err
+    r.array(result)
+    r.tags()
+    return out
+
+
+def describe_groups_body(version, groups):
+    f = is_flexible(DESCRIBE_GROUPS, version)
+    out = _array(list(groups), lambda g: _str(g, f), f)
+    if version >= 3:
+        out += b"\x00"
+    return out + _tags(f)
+
+
+def parse_describe_groups_response(payload, version):
+    """Returns {group_id: dict(error_code, state, protocol_type, protocol, members=[dict(
+    member_id, group_instance_id, client_id, client_host, metadata, assignment)])}."""
+    r = Reader(payload, is_flexible(DESCRIBE_GROUPS, version))
+    if version >= 1:
+        r.i32()
+    out = {}
+
+    def member(rr):
+        m = {"member_id": rr.string()}
+        m["group_instance_id"] = rr.string() if version >= 4 else None
+        m["client_id"], m["client_host"] = rr.string(), rr.string()
+        m["metadata"], m["assignment"] = rr.bytes(), rr.bytes()
+        rr.tags()
+        return m
+
+    def group(rr):
+        err, gid = rr.i16(), rr.string()
+        g = {"error_code": err, "state": rr.string(), "protocol_type": rr.string(), "protocol": rr.string()}
+        g["members"] = rr.array(member)
+        if version >= 3:
+            rr.i32()
+        rr.tags()
+        out[gid] = g
+    r.array(group)
+    r.tags()
+    return out
+
+
+def list_groups_body(version, states=()):
+    f = is_flexible(LIST_GROUPS, version)
+    out = b""
+    if version >= 4:
+        out += _array(list(states), lambda s: _str(s, f), f)
+    return out + _tags(f)
+
+
+def parse_list_groups_response(payload, version):
+    """Returns (error_code, {group_id: (protocol_type, state or None)})."""
+    r = Reader(payload, is_flexible(LIST_GROUPS, version))
+    if version >= 1:
+        r.i32()
+    err = r.i16()
+    out = {}
+
+    def group(rr):
+        gid, ptype = rr.string(), rr.string()
+        state = rr.string() if version >= 4 else None
+        rr.tags()
+        out[gid] = (ptype, state)
+    r.array(group)
+    r.tags()
+    return err, out
