@@ -92,6 +92,16 @@ void *request_alloc(struct request *req, int32_t count, size_t size)
         return kafka_arena_alloc(&req->out, (size_t)count * size);
 }
 
+void request_unlink(struct request **list, struct request *req)
+{
+        struct request **pp = list;
+        while (*pp && *pp != req)
+                pp = &(*pp)->next;
+        if (*pp)
+                *pp = req->next;
+        req->next = NULL;
+}
+
 struct kafka_str request_str(struct request *req, const char *s)
 {
         size_t len = strlen(s);

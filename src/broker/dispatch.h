@@ -66,6 +66,9 @@ struct kafka_str request_str(struct request *req, const char *s);
 /* Frees <req> without responding (cancelled). */
 void request_free(struct request *req);
 
+/* Removes <req> from the waiter list at *<list> (linked through req->next), if there. */
+void request_unlink(struct request **list, struct request *req);
+
 /* Handlers, one file each in broker/handle/. */
 handler_fn handle_api_versions, handle_metadata, handle_produce, handle_fetch,
         handle_list_offsets, handle_create_topics, handle_delete_topics, handle_create_partitions,

@@ -132,19 +132,9 @@ static void fetch_state_free(struct fetch_state *st)
         free(st);
 }
 
-static void unlink_waiter(struct request *req)
-{
-        struct request **pp = &req->broker->fetch_waiters;
-        while (*pp && *pp != req)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = req->next;
-        req->next = NULL;
-}
-
 static void fetch_cancel(struct request *req)
 {
-        unlink_waiter(req);
+        request_unlink(&req->broker->fetch_waiters, req);
         fetch_state_free(req->state);
         request_free(req);
 }
@@ -161,7 +151,7 @@ static void on_fetch_timeout(struct loop *loop, void *arg)
 {
         struct request *req = arg;
         req->timer = NULL; /* the loop frees a fired timer */
-        unlink_waiter(req);
+        request_unlink(&req->broker->fetch_waiters, req);
         fetch_fill(req, req->state);
         fetch_finish(req);
 }

@@ -14,19 +14,9 @@
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
-static void unlink_waiter(struct request *req)
-{
-        struct request **pp = &req->broker->offset_sync_waiters;
-        while (*pp && *pp != req)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = req->next;
-        req->next = NULL;
-}
-
 static void commit_cancel(struct request *req)
 {
-        unlink_waiter(req);
+        request_unlink(&req->broker->offset_sync_waiters, req);
         request_free(req);
 }
 

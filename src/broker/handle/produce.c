@@ -153,11 +153,7 @@ static void produce_partition(struct request *req, struct topic *topic, int32_t 
 
 static void cancel_sync_wait(struct request *req)
 {
-        struct request **pp = &req->broker->sync_waiters;
-        while (*pp && *pp != req)
-                pp = &(*pp)->next;
-        if (*pp)
-                *pp = req->next;
+        request_unlink(&req->broker->sync_waiters, req);
         request_free(req);
 }
 
