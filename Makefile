@@ -14,7 +14,7 @@ PYTHON  ?= /usr/bin/python3
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 INC     := -Isrc
-LIBS    := -lpthread
+LIBS    := -lpthread -lmicrohttpd
 FUZZ_SECONDS ?= 60
 
 LIB_SRC := $(shell find src -name '*.c' ! -name 'main.c' | sort) $(wildcard src/broker/main.c)
@@ -78,10 +78,13 @@ clean:
 # bench/group_run.py the consumer-group one. group_bench compiles in the protocol codecs.
 GROUP_BENCH_SRC := src/kafka/wire.c src/kafka/api.c src/kafka/errors.c src/kafka/gen/messages.c \
                    src/kafka/gen/api_table.c src/base/buf.c src/base/alloc.c
-bench: build/bench/stratus_bench build/bench/group_bench
+bench: build/bench/stratus_bench build/bench/group_bench build/bench/lb_bench
 build/bench/stratus_bench: bench/stratus_bench.c
 	@mkdir -p build/bench
 	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lrdkafka -lpthread
 build/bench/group_bench: bench/group_bench.c $(GROUP_BENCH_SRC) $(wildcard src/kafka/*.h src/kafka/gen/*.h src/base/*.h)
 	@mkdir -p build/bench
 	$(CC) $(CSTD) $(WARN) $(INC) -O2 -g -o $@ $(filter %.c,$^)
+build/bench/lb_bench: bench/lb_bench.c
+	@mkdir -p build/bench
+	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lpthread

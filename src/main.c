@@ -4,6 +4,7 @@
 
 #include "broker/main.h"
 #include "cli/cli.h"
+#include "lb/main.h"
 #include "kafka/api.h"
 #include "version.h"
 
@@ -28,6 +29,7 @@ static const struct command {
         const char *summary;
 } commands[] = {
         { "broker", broker_main, "run a Kafka-protocol broker" },
+        { "lb", lb_main, "run the layer-4 load balancer (docs/lb.md)" },
         { "groups", groups_main, "list and describe consumer groups and their lag" },
         { "version", version_main, "print the version and the Kafka APIs served" },
 };

@@ -12,6 +12,9 @@ struct loop_timer;
 
 #define LOOP_READABLE 0x1u
 #define LOOP_WRITABLE 0x2u
+/* Edge-triggered: the callback sees each change of readiness once and must read or write
+ * until EAGAIN (the relay of `stratus lb`). Set once at loop_add_fd(). */
+#define LOOP_EDGE 0x4u
 
 typedef void loop_fd_fn(struct loop *loop, int fd, uint32_t events, void *arg);
 typedef void loop_timer_fn(struct loop *loop, void *arg);

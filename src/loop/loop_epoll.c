@@ -69,7 +69,8 @@ void loop_free(struct loop *loop)
 
 static uint32_t to_epoll(uint32_t events)
 {
-        return (events & LOOP_READABLE ? EPOLLIN : 0) | (events & LOOP_WRITABLE ? EPOLLOUT : 0);
+        return (events & LOOP_READABLE ? EPOLLIN : 0) | (events & LOOP_WRITABLE ? EPOLLOUT : 0) |
+               (events & LOOP_EDGE ? EPOLLET | EPOLLRDHUP : 0);
 }
 
 int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_fn *fn, void *arg)
@@ -243,7 +244,7 @@ int loop_run(struct loop *loop)
                         if (fd >= loop->nfds || !loop->fds[fd].events)
                                 continue; /* removed by an earlier callback */
                         uint32_t ev = 0;
-                        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                                 ev |= LOOP_READABLE;
                         if (events[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                                 ev |= LOOP_WRITABLE;
