@@ -11,3 +11,4 @@ TEST_ENTRY(codec_populated_produce_and_fetch_round_trip)
 TEST_ENTRY(codec_golden_frames_round_trip)
 #include "test_list_storage.h"
 #include "test_list_group.h"
+#include "test_list_lb.h"
