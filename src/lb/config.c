@@ -218,8 +218,18 @@ static int parse_listener(struct parse *p, struct lb_config *cfg, char **tok, in
         return 0;
 }
 
+static const char *const SETTINGS[] = {
+        "admin", "connect_timeout_ms", "drain_timeout_ms", "health_interval_ms", "health_timeout_ms",
+        "health_rise", "health_fall", "max_connections", "health_check", "proxy_protocol",
+};
+
 static int parse_setting(struct parse *p, struct lb_config *cfg, const char *key, char **tok, int ntok)
 {
+        bool known = false;
+        for (size_t i = 0; i < sizeof(SETTINGS) / sizeof(SETTINGS[0]); i++)
+                known |= strcmp(SETTINGS[i], key) == 0;
+        if (!known)
+                return fail(p, "unknown directive \"%s\" (see docs/lb.md)", key);
         if (ntok != 1)
                 return fail(p, "%s: expected one value", key);
         const char *v = tok[0];

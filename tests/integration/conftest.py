@@ -461,3 +461,351 @@ def member_factory(workdir, request):
                 continue
             print(f"=== {m} exit={m.proc.returncode} last events: {m.tail(15)}")
             print(f"--- stderr ({m.stderr_path}):\n{m.stderr_tail()}")
+
+
+# ---- `stratus lb` (docs/lb.md) --------------------------------------------------------
+
+import re  # noqa: E402
+
+
+def parse_prometheus(text):
+    """Prometheus text format -> [(name, {label: value}, float)]; comments skipped."""
+    samples = []
+    label_re = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)', line)
+        if not m:
+            raise AssertionError(f"not a Prometheus sample line: {line!r}")
+        labels = {}
+        if m.group(2):
+            labels = {k: v.replace('\\"', '"').replace("\\\\", "\\")
+                      for k, v in label_re.findall(m.group(2))}
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+class Metrics:
+    """One GET /metrics of an lb."""
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = parse_prometheus(text)
+
+    def find(self, name, **labels):
+        return [(lb, v) for n, lb, v in self.samples
+                if n == name and all(lb.get(k) == str(x) for k, x in labels.items())]
+
+    def value(self, name, default=0.0, **labels):
+        """The sum of the samples of <name> whose labels include <labels>; <default>
+        when there is none."""
+        found = self.find(name, **labels)
+        return sum(v for _, v in found) if found else default
+
+    def target_up(self, addr):
+        """stratus_lb_target_up{target=<addr>}: 1.0, 0.0 or None when not exported."""
+        return self.value("stratus_lb_target_up", default=None, target=addr)
+
+    def __repr__(self):
+        return "Metrics(\n" + "\n".join(l for l in self.text.splitlines() if not l.startswith("#")) + ")"
+
+
+def listen_inode(port):
+    """The inode of the socket LISTENing on 127.0.0.1:<port> (/proc/net/tcp), or None."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            ip, p = parts[1].split(":")
+            if int(p, 16) == port and parts[3] == "0A" and ip in ("0100007F", "00000000"):
+                return int(parts[9])
+    return None
+
+
+class Lb:
+    """One `stratus lb --config FILE` process with its own directory. The config text is
+    written by atomic replacement (write a temporary file, rename), so the lb never sees a
+    half-written file. When the text has no `admin` line, `admin 127.0.0.1:<free port>` is
+    put first (tests that check line numbers write their own)."""
+
+    def __init__(self, workdir, name="lb"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.config_path = os.path.join(self.dir, "lb.conf")
+        self.out_path = os.path.join(self.dir, "lb.stdout")
+        self.err_path = os.path.join(self.dir, "lb.stderr")
+        self.admin_port = free_port()
+        self.proc = None
+        self.config = ""
+        self.starts = 0
+
+    @property
+    def admin(self):
+        return f"127.0.0.1:{self.admin_port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    # -- configuration
+
+    def full_text(self, text):
+        if not any(l.split()[:1] == ["admin"] for l in text.splitlines()):
+            text = f"admin {self.admin}\n" + text
+        return text
+
+    def write_config(self, text):
+        text = self.full_text(text)
+        tmp = os.path.join(self.dir, ".lb.conf.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.config_path)
+        self.config = text
+        return text
+
+    def listener_ports(self, text=None):
+        """{name: port} of the listener lines of <text> (default: the current config)."""
+        ports = {}
+        for line in (text or self.config).splitlines():
+            f = line.split("#", 1)[0].split()
+            if len(f) >= 3 and f[0] == "listener":
+                ports[f[1]] = int(f[2].rsplit(":", 1)[1])
+        return ports
+
+    # -- process
+
+    def start(self, text, wait=True, args=()):
+        self.write_config(text)
+        self.starts += 1
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        with open(self.out_path, "ab") as out, open(self.err_path, "ab") as err:
+            err.write(f"--- start #{self.starts}\n".encode())
+            err.flush()
+            self.proc = subprocess.Popen([STRATUS_BIN, "lb", "--config", self.config_path, *args],
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self):
+        if not self.alive():
+            raise AssertionError(f"lb exited with {self.proc.returncode}:\n{self.stderr()[-6000:]}")
+
+    def owns_socket(self, inode):
+        fd_dir = f"/proc/{self.pid}/fd"
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    if os.readlink(os.path.join(fd_dir, fd)) == f"socket:[{inode}]":
+                        return True
+                except OSError:
+                    pass
+        except OSError:
+            pass
+        return False
+
+    def listening(self, port):
+        """True when the lb itself has a socket LISTENing on <port> (no connection made)."""
+        inode = listen_inode(port)
+        return inode is not None and self.owns_socket(inode)
+
+    def wait_ready(self, timeout=20.0):
+        """Waits until every listener of the config and the admin address are listening
+        and /metrics answers."""
+        ports = list(self.listener_ports().values()) + [self.admin_port]
+
+        def ready():
+            self.check_alive()
+            if not all(self.listening(p) for p in ports):
+                return False
+            try:
+                self.metrics(timeout=1.0)
+                return True
+            except (OSError, AssertionError):
+                return False
+        wait_until(ready, timeout, f"lb to listen on {ports}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Stops the lb by pid; returns its exit code."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"lb did not stop within {timeout}s of signal {sig}")
+
+    def wait_exit(self, timeout=10.0):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"lb still running after {timeout}s")
+
+    def stderr(self):
+        try:
+            with open(self.err_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stdout(self):
+        try:
+            with open(self.out_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    # -- admin
+
+    def http_get(self, path, timeout=5.0):
+        """(status, body) of GET <path> on the admin address."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            c.request("GET", path, headers={"Connection": "close"})
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
+
+    def metrics(self, timeout=5.0):
+        status, body = self.http_get("/metrics", timeout)
+        assert status == 200, f"GET /metrics: {status} {body[:200]}"
+        return Metrics(body)
+
+    def wait_metrics(self, pred, timeout=10.0, what="metrics condition"):
+        """Polls /metrics until pred(Metrics) is true; returns those Metrics."""
+        last = [None]
+
+        def check():
+            self.check_alive()
+            m = self.metrics()
+            last[0] = m
+            return m if pred(m) else None
+        try:
+            return wait_until(check, timeout, what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last {last[0]!r}") from None
+
+    def wait_target(self, addr, up=True, timeout=10.0):
+        want = 1.0 if up else 0.0
+        return self.wait_metrics(lambda m: m.target_up(addr) == want, timeout,
+                                 f"target {addr} {'up' if up else 'down'}")
+
+    # -- reload
+
+    def reload(self, text=None, how="sighup", expect="ok", timeout=10.0):
+        """Reloads: writes <text> (when given) by atomic rename, then sends SIGHUP when
+        <how> is "sighup" (with "file" only the file change triggers it). Waits until
+        stratus_lb_reloads_total{result=<expect>} increased; returns the Metrics."""
+        self.check_alive()
+        before = self.metrics().value("stratus_lb_reloads_total", result=expect)
+        if text is not None:
+            self.write_config(text)
+        if how == "sighup":
+            os.kill(self.pid, signal.SIGHUP)
+        else:
+            assert how == "file" and text is not None
+        return self.wait_metrics(
+            lambda m: m.value("stratus_lb_reloads_total", result=expect) > before, timeout,
+            f"reloads_total{{result={expect}}} to pass {before} after a {how} reload")
+
+    # -- resources
+
+    def fd_count(self):
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def fd_links(self):
+        out = {}
+        d = f"/proc/{self.pid}/fd"
+        for fd in os.listdir(d):
+            try:
+                out[int(fd)] = os.readlink(os.path.join(d, fd))
+            except OSError:
+                pass
+        return out
+
+    def rss_kb(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settled_fd_count(self, samples=5, interval=0.05):
+        """The smallest fd count over a few samples (health checks and admin connections
+        hold an fd for a moment)."""
+        n = None
+        for _ in range(samples):
+            c = self.fd_count()
+            n = c if n is None else min(n, c)
+            time.sleep(interval)
+        return n
+
+    def wait_fds_at_most(self, limit, timeout=10.0):
+        try:
+            return wait_until(lambda: self.settled_fd_count(3, 0.02) <= limit, timeout,
+                              f"lb fd count <= {limit}")
+        except AssertionError:
+            links = sorted(self.fd_links().items())
+            raise AssertionError(f"lb holds {len(links)} fds, expected at most {limit}: {links[:60]}") from None
+
+
+@pytest.fixture
+def lb_factory(workdir, request):
+    """make(text, start=True, name=None) -> Lb started with <text> (waits until it listens).
+    At teardown every lb still running is stopped by pid with SIGTERM and must exit 0;
+    a sanitizer report in its stderr fails the test; stderr is printed on failure."""
+    lbs = []
+
+    def make(text=None, start=True, name=None):
+        lb = Lb(workdir, name or f"lb{len(lbs)}")
+        lbs.append(lb)
+        if start:
+            lb.start(text)
+        return lb
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    problems = []
+    for lb in lbs:
+        running = lb.alive()
+        try:
+            code = lb.stop()
+        except AssertionError as e:
+            code = None
+            problems.append(str(e))
+        if running and code != 0:
+            problems.append(f"lb {lb.dir} exited {code} on SIGTERM (docs/lb.md: exits 0)")
+        err = lb.stderr()
+        if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
+            print(err[-30000:])
+            problems.append(f"sanitizer report in lb stderr ({lb.err_path})")
+        if failed or problems:
+            print(f"=== lb stderr ({lb.err_path}) exit={code}\n{err[-20000:]}")
+            print(f"=== lb config ({lb.config_path})\n{lb.config}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+@pytest.fixture
+def targets():
+    """A tcp_targets.TargetLoop (clients/tcp_targets.py); closed at teardown."""
+    import sys
+    sys.path.insert(0, os.path.join(_HERE, "clients"))
+    import tcp_targets
+    tl = tcp_targets.TargetLoop()
+    yield tl
+    tl.close()
