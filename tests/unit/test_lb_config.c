@@ -53,7 +53,7 @@ TEST(lb_config_errors_name_the_line)
                         sizeof(err)) < 0);
         CHECK(strstr(err, "f.conf:2:") && strstr(err, "99999"));
         CHECK(parse_err("\n\nbogus 1 2\n", err, sizeof(err)) < 0);
-        CHECK(strstr(err, "f.conf:3:") && strstr(err, "bogus"));
+        CHECK(strstr(err, "f.conf:3:") && strstr(err, "unknown directive \"bogus\""));
         CHECK(parse_err("listener a 127.0.0.1:1 127.0.0.1:2\nlistener a 127.0.0.1:3 127.0.0.1:2\n", err, sizeof(err)) < 0);
         CHECK(strstr(err, "f.conf:2:") && strstr(err, "already used on line 1"));
         CHECK(parse_err("listener a 127.0.0.1:1 127.0.0.1:2\nlistener b 127.0.0.1:1 127.0.0.1:2\n", err, sizeof(err)) < 0);
