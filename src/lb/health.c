@@ -77,6 +77,10 @@ static void on_check_event(struct loop *loop, int fd, uint32_t events, void *arg
                         finish(lb, t, false, strerror(err));
                         return;
                 }
+                struct sockaddr_storage peer; /* still connecting (a stale event)? */
+                socklen_t plen = sizeof(peer);
+                if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+                        return;
                 if (t->check == LB_CHECK_TCP) {
                         finish(lb, t, true, NULL);
                         return;

@@ -393,6 +393,12 @@ static void on_event(struct loop *loop, int fd, uint32_t events, void *arg)
                         connect_failed(r, strerror(err));
                         return;
                 }
+                /* SO_ERROR is 0 while a connect is still in progress too: a stale event
+                 * (an fd number reused within one epoll batch) must not count. */
+                struct sockaddr_storage peer;
+                socklen_t plen = sizeof(peer);
+                if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0)
+                        return;
                 on_connected(r);
                 return;
         }
