@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "broker/auth/auth.h"
 #include "broker/conn.h"
 #include "broker/dispatch.h"
 #include "broker/group/group.h"
@@ -166,8 +167,49 @@ static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
         }
 }
 
+/* Sets <l>'s security protocol from listener.security.protocol.map (<map>), or from its
+ * name when that is a protocol (Kafka's convention). */
+static int listener_protocol(const char *map, struct listener *l, char *err, size_t err_len)
+{
+        const char *proto = NULL;
+        char *copy = xstrdup(map);
+        char *save = NULL;
+        for (char *e = strtok_r(copy, ", ", &save); e; e = strtok_r(NULL, ", ", &save)) {
+                char *colon = strchr(e, ':');
+                if (colon && (size_t)(colon - e) == strlen(l->name) && strncmp(e, l->name, strlen(l->name)) == 0) {
+                        proto = map + (colon + 1 - copy);
+                        break;
+                }
+        }
+        char value[32] = "";
+        if (proto) {
+                size_t n = strcspn(proto, ", ");
+                snprintf(value, sizeof(value), "%.*s", (int)MIN(n, sizeof(value) - 1), proto);
+        } else {
+                snprintf(value, sizeof(value), "%.31s", l->name);
+        }
+        free(copy);
+        if (strcmp(value, "PLAINTEXT") == 0) {
+                l->sasl = false;
+        } else if (strcmp(value, "SASL_PLAINTEXT") == 0) {
+                l->sasl = true;
+        } else if (strcmp(value, "SSL") == 0 || strcmp(value, "SASL_SSL") == 0) {
+                snprintf(err, err_len, "listeners: %s uses %s: TLS listeners are not supported yet", l->name, value);
+                return -EINVAL;
+        } else if (proto) {
+                snprintf(err, err_len, "listener.security.protocol.map: %s:%s is not a security protocol "
+                                       "(PLAINTEXT, SASL_PLAINTEXT)", l->name, value);
+                return -EINVAL;
+        } else {
+                snprintf(err, err_len, "listeners: %s has no security protocol: name it in "
+                                       "listener.security.protocol.map (e.g. %s:SASL_PLAINTEXT)", l->name, l->name);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* Parses "NAME://host:port" into <l>. */
-static int parse_listener(const char *spec, struct listener *l, char *err, size_t err_len)
+static int parse_listener(const char *spec, const char *map, struct listener *l, char *err, size_t err_len)
 {
         const char *sep = strstr(spec, "://");
         if (!sep) {
@@ -181,10 +223,8 @@ static int parse_listener(const char *spec, struct listener *l, char *err, size_
                 return -EINVAL;
         }
         l->name = xstrndup(spec, (size_t)(sep - spec));
-        if (strcmp(l->name, "SSL") == 0 || strncmp(l->name, "SASL_", 5) == 0) {
-                snprintf(err, err_len, "listeners: %s is not supported yet; use PLAINTEXT", l->name);
+        if (listener_protocol(map, l, err, err_len) < 0)
                 return -EINVAL;
-        }
         l->host = xstrdup(host);
         l->port = port;
         l->fd = -1;
@@ -203,7 +243,7 @@ static int setup_listeners(struct broker *broker)
                 struct listener *l = &broker->listeners[broker->nlisteners];
                 memset(l, 0, sizeof(*l));
                 l->fd = -1;
-                rc = parse_listener(s, l, err, sizeof(err));
+                rc = parse_listener(s, broker->cfg.listener_security_protocol_map, l, err, sizeof(err));
                 if (rc < 0) {
                         free(l->name);
                         free(l->host);
@@ -241,7 +281,7 @@ static int setup_listeners(struct broker *broker)
                 save = NULL;
                 for (char *s = strtok_r(specs, ", ", &save); s; s = strtok_r(NULL, ", ", &save)) {
                         struct listener adv = { 0 };
-                        if (parse_listener(s, &adv, err, sizeof(err)) < 0) {
+                        if (parse_listener(s, broker->cfg.listener_security_protocol_map, &adv, err, sizeof(err)) < 0) {
                                 log_error("advertised.%s", err);
                                 rc = -EINVAL;
                         } else {
@@ -422,6 +462,9 @@ int broker_start(struct broker *broker, struct loop *loop)
         rc = setup_listeners(broker);
         if (rc < 0)
                 return rc;
+        rc = auth_start(broker);
+        if (rc < 0)
+                return rc;
         loop_before_sleep(loop, before_sleep, broker);
         loop_add_timer(loop, broker->cfg.log_retention_check_interval_ms, on_retention_timer, broker);
         loop_add_timer(loop, MIN(broker->cfg.connections_max_idle_ms / 2 + 1, 10000), on_idle_timer, broker);
@@ -454,6 +497,7 @@ void broker_stop(struct broker *broker)
         broker->nlisteners = 0;
         loop_cancel_timer(broker->loop, broker->group_timer);
         broker->group_timer = NULL;
+        auth_stop(broker);
         group_coordinator_close(broker->groups);
         broker->groups = NULL;
         if (broker->data_dir) {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "base/map.h"
 #include "broker/config.h"
@@ -26,6 +27,7 @@ struct listener {
         char *advertised_host;
         int advertised_port;
         int fd;
+        bool sasl;            /* SASL_PLAINTEXT: clients authenticate first */
         struct broker *broker;
 };
 
@@ -56,6 +58,12 @@ struct broker {
         struct loop_timer *group_timer;  /* armed for the coordinator's next deadline */
         int64_t group_timer_at;
         struct request *offset_sync_waiters; /* offset commits waiting for the store's fsync */
+        struct tenants *tenants;         /* tenants.file, NULL without one */
+        struct loop_timer *tenants_timer; /* checks the file for changes */
+        struct timespec tenants_mtime;
+        int64_t tenants_size;
+        uint64_t tenants_ino;
+        struct map auth_failures;        /* address -> recent failed authentications */
         bool data_appended;              /* something was appended this iteration */
         int64_t next_producer_id;        /* next id InitProducerId hands out */
         int64_t producer_id_block_end;   /* ids below this are reserved on disk */

@@ -76,6 +76,16 @@ const struct config_def config_defs[] = {
           "committed offsets of a group are deleted this long after it became empty (KIP-211)" },
         { "offsets.retention.check.interval.ms", NULL, CONFIG_LONG, "600000", 1, INT64_MAX, OFF(offsets_retention_check_interval_ms), true,
           "how often expired offsets and unused groups are removed" },
+        { "listener.security.protocol.map", NULL, CONFIG_STRING, "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT", 0, 0, OFF(listener_security_protocol_map), true,
+          "NAME:PROTOCOL pairs giving each listener's security protocol (PLAINTEXT or SASL_PLAINTEXT)" },
+        { "sasl.enabled.mechanisms", NULL, CONFIG_STRING, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", 0, 0, OFF(sasl_enabled_mechanisms), true,
+          "SASL mechanisms offered on SASL listeners" },
+        { "tenants.file", NULL, CONFIG_STRING, "", 0, 0, OFF(tenants_file), true,
+          "JSON file of tenants and their API keys (salted SCRAM credentials), reloaded on change; needed by SASL listeners (docs/tenancy.md)" },
+        { "connection.failed.authentication.delay.ms", NULL, CONFIG_INT, "100", 0, 10000, OFF(connection_failed_authentication_delay_ms), true,
+          "a failed authentication is answered after this delay (growing with repeated failures from one address)" },
+        { "sasl.server.max.receive.size", NULL, CONFIG_INT, "524288", 1024, INT32_MAX, OFF(sasl_server_max_receive_size), true,
+          "largest frame accepted before a client has authenticated" },
         { "cluster.id", NULL, CONFIG_STRING, "", 0, 0, OFF(cluster_id), true,
           "cluster id clients see; empty = generated once and kept in <log.dirs>/meta.properties" },
 };
@@ -99,7 +109,7 @@ static const struct {
  * accepted silently (they are not "unknown"). */
 static const char *const ignored_keys[] = {
         "process.roles", "controller.quorum.voters", "controller.listener.names",
-        "inter.broker.listener.name", "listener.security.protocol.map", "num.network.threads",
+        "inter.broker.listener.name", "num.network.threads",
         "num.io.threads", "socket.send.buffer.bytes", "socket.receive.buffer.bytes",
         "num.recovery.threads.per.data.dir", "offsets.topic.replication.factor",
         "transaction.state.log.replication.factor", "transaction.state.log.min.isr",

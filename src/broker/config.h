@@ -41,6 +41,11 @@ struct broker_config {
         int32_t offset_metadata_max_bytes;       /* offset.metadata.max.bytes */
         int64_t offsets_retention_minutes;       /* offsets.retention.minutes */
         int64_t offsets_retention_check_interval_ms; /* offsets.retention.check.interval.ms */
+        char *listener_security_protocol_map;    /* listener.security.protocol.map */
+        char *sasl_enabled_mechanisms;           /* sasl.enabled.mechanisms */
+        char *tenants_file;                      /* tenants.file ("" = none: single tenant, no SASL) */
+        int32_t connection_failed_authentication_delay_ms; /* connection.failed.authentication.delay.ms */
+        int32_t sasl_server_max_receive_size;    /* sasl.server.max.receive.size */
         char *cluster_id;                        /* cluster.id ("" = generated once, kept in meta.properties) */
 };
 

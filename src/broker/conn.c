@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "broker/auth/auth.h"
 #include "broker/broker.h"
 #include "broker/dispatch.h"
 #include "loop/loop.h"
@@ -63,6 +64,7 @@ void conn_accept(struct broker *broker, struct listener *listener, int fd)
         buf_init(&conn->out);
         kafka_writer_init(&conn->w, &conn->out);
         conn->last_active_ms = loop_now_ms(broker->loop);
+        conn->authenticated = !listener->sasl;
         describe_peer(fd, conn->peer, sizeof(conn->peer));
         if (loop_add_fd(broker->loop, fd, LOOP_READABLE, conn_on_event, conn) < 0) {
                 close(fd);
@@ -114,6 +116,9 @@ void conn_free_closed(struct broker *broker)
                 struct conn *conn = broker->closed;
                 broker->closed = conn->next;
                 kafka_writer_deinit(&conn->w);
+                sasl_session_free(conn->sasl);
+                free(conn->principal);
+                free(conn->tenant_id);
                 buf_deinit(&conn->in);
                 buf_deinit(&conn->out);
                 free(conn);
@@ -216,9 +221,13 @@ static void conn_process(struct conn *conn)
                         break;
                 const uint8_t *p = conn->in.data + off;
                 int32_t size = (int32_t)load_be32(p);
-                if (size < 8 || size > broker->cfg.socket_request_max_bytes) {
-                        log_warn("closing peer=%s: request frame of %d bytes (limit socket.request.max.bytes=%d)",
-                                 conn->peer, size, broker->cfg.socket_request_max_bytes);
+                /* Before authentication only small frames (SASL tokens are small). */
+                int32_t limit = conn->authenticated ? broker->cfg.socket_request_max_bytes
+                                                    : broker->cfg.sasl_server_max_receive_size;
+                if (size < (conn->sasl_raw ? 0 : 8) || size > limit) {
+                        log_warn("closing peer=%s: request frame of %d bytes (limit %s=%d)", conn->peer, size,
+                                 conn->authenticated ? "socket.request.max.bytes" : "sasl.server.max.receive.size",
+                                 limit);
                         conn_close(conn, "bad frame size");
                         break;
                 }
@@ -243,6 +252,14 @@ static void conn_process(struct conn *conn)
                         off += 4 + (size_t)size;
                 }
                 conn->requests++;
+                if (conn->sasl_raw) {
+                        /* A raw SASL token (SaslHandshake v0), answered in kind. */
+                        int rc = auth_raw_token(conn, frame, (size_t)size);
+                        free(alloc);
+                        if (rc < 0 && conn->state == CONN_OPEN)
+                                conn_close(conn, "authentication failed");
+                        continue;
+                }
                 int rc = dispatch_request(conn, alloc, frame, (size_t)size);
                 if (rc < 0 && conn->state == CONN_OPEN)
                         conn_close(conn, "bad request");
@@ -274,6 +291,13 @@ void conn_request_done(struct conn *conn)
         conn->ready = true;
         conn->ready_next = conn->broker->ready_conns;
         conn->broker->ready_conns = conn;
+}
+
+void conn_write_raw_frame(struct conn *conn, const uint8_t *data, size_t len)
+{
+        kafka_write_i32(&conn->w, (int32_t)len);
+        if (len)
+                buf_append(&conn->out, data, len);
 }
 
 void conn_process_ready(struct broker *broker)

@@ -36,6 +36,12 @@ struct conn {
         bool close_after_write;    /* close once <out> is flushed */
         int64_t last_active_ms;
         uint64_t requests;
+        /* Authentication (SASL listeners); PLAINTEXT connections start authenticated. */
+        bool authenticated;
+        bool sasl_raw;             /* after SaslHandshake v0: frames are raw SASL tokens */
+        struct sasl_session *sasl; /* the exchange in progress */
+        char *principal;           /* the API key it authenticated with */
+        char *tenant_id;           /* its tenant (LKC id) */
         bool ready;                /* in broker->ready_conns */
         struct conn *ready_next;
 };
@@ -52,6 +58,9 @@ void conn_free_closed(struct broker *broker);
  * queued, and conn_process_ready() sends its output and handles its further buffered
  * frames, so that no handler runs nested inside another handler or a callback. */
 void conn_request_done(struct conn *conn);
+/* Queues <len> bytes of <data> as one size-prefixed frame without a Kafka header (SASL
+ * tokens after a v0 handshake). */
+void conn_write_raw_frame(struct conn *conn, const uint8_t *data, size_t len);
 /* Processes the connections queued by conn_request_done() (before-sleep hook). */
 void conn_process_ready(struct broker *broker);
 /* Closes connections idle longer than connections.max.idle.ms. */

@@ -43,6 +43,8 @@ static const struct handler handlers[KAFKA_API_KEY_MAX + 1] = {
         [KAFKA_API_LIST_GROUPS] = { handle_list_groups },
         [KAFKA_API_DELETE_GROUPS] = { handle_delete_groups },
         [KAFKA_API_OFFSET_DELETE] = { handle_offset_delete },
+        [KAFKA_API_SASL_HANDSHAKE] = { handle_sasl_handshake },
+        [KAFKA_API_SASL_AUTHENTICATE] = { handle_sasl_authenticate },
 };
 
 /* Decoded data may take at most this multiple of the frame (plus a floor). */
@@ -177,6 +179,13 @@ int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len)
                          req->api->name, version, req->api->min_version, req->api->max_version);
                 request_free(req);
                 return -EPROTO;
+        }
+        if (!conn->authenticated && key != KAFKA_API_API_VERSIONS && key != KAFKA_API_SASL_HANDSHAKE &&
+            key != KAFKA_API_SASL_AUTHENTICATE) {
+                log_warn("closing peer=%s: %s before authenticating (listener %s needs SASL)", conn->peer,
+                         req->api->name, conn->listener->name);
+                request_free(req);
+                return -EACCES;
         }
         capture_frame(req);
         log_debug("request peer=%s api=%s v=%d corr=%d size=%zu", conn->peer, req->api->name, version,

@@ -75,7 +75,8 @@ handler_fn handle_api_versions, handle_metadata, handle_produce, handle_fetch,
         handle_describe_configs, handle_delete_records, handle_describe_cluster,
         handle_init_producer_id, handle_find_coordinator, handle_join_group, handle_sync_group,
         handle_heartbeat, handle_leave_group, handle_offset_commit, handle_offset_fetch,
-        handle_describe_groups, handle_list_groups, handle_delete_groups, handle_offset_delete;
+        handle_describe_groups, handle_list_groups, handle_delete_groups, handle_offset_delete,
+        handle_sasl_handshake, handle_sasl_authenticate;
 
 /* Long-poll fetches re-check their partitions (before-sleep, after appends). */
 void fetch_wake_waiters(struct broker *broker);

@@ -5582,6 +5582,147 @@ void list_groups_response_encode(struct kafka_writer *w, int16_t version, const 
         encode_list_groups_response(w, version, m);
 }
 
+static UNUSED void decode_sasl_handshake_request(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m);
+static UNUSED void decode_tags_sasl_handshake_request(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m);
+static UNUSED void encode_sasl_handshake_request(struct kafka_writer *w, int16_t version, const struct sasl_handshake_request *m);
+
+void sasl_handshake_request_init(struct sasl_handshake_request *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->mechanism.ptr = "";
+}
+
+static void decode_tags_sasl_handshake_request(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sasl_handshake_request(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->mechanism = kafka_read_str(r, flex);
+        if (flex)
+                decode_tags_sasl_handshake_request(r, version, m);
+}
+
+static void encode_sasl_handshake_request(struct kafka_writer *w, int16_t version, const struct sasl_handshake_request *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_str(w, m->mechanism, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sasl_handshake_request_decode(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m)
+{
+        sasl_handshake_request_init(m);
+        if (version < 0 || version > 1)
+                return -EPROTO;
+        decode_sasl_handshake_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sasl_handshake_request_encode(struct kafka_writer *w, int16_t version, const struct sasl_handshake_request *m)
+{
+        encode_sasl_handshake_request(w, version, m);
+}
+
+static UNUSED void decode_sasl_handshake_response(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m);
+static UNUSED void decode_tags_sasl_handshake_response(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m);
+static UNUSED void encode_sasl_handshake_response(struct kafka_writer *w, int16_t version, const struct sasl_handshake_response *m);
+
+void sasl_handshake_response_init(struct sasl_handshake_response *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_sasl_handshake_response(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sasl_handshake_response(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        m->error_code = kafka_read_i16(r);
+        m->mechanisms_count = kafka_read_array_len(r, flex, 1);
+        m->mechanisms = kafka_read_alloc(r, m->mechanisms_count, sizeof(struct kafka_str));
+        for (int32_t i = 0; m->mechanisms && i < m->mechanisms_count && !r->failed; i++) {
+                m->mechanisms[i] = kafka_read_str(r, flex);
+        }
+        if (flex)
+                decode_tags_sasl_handshake_response(r, version, m);
+}
+
+static void encode_sasl_handshake_response(struct kafka_writer *w, int16_t version, const struct sasl_handshake_response *m)
+{
+        bool flex = 0;
+        (void)flex;
+        (void)m;
+        kafka_write_i16(w, m->error_code);
+        kafka_write_array_len(w, m->mechanisms || m->mechanisms_count == 0 ? m->mechanisms_count : -1, flex);
+        for (int32_t i = 0; m->mechanisms && i < m->mechanisms_count; i++)
+                kafka_write_str(w, m->mechanisms[i], flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sasl_handshake_response_decode(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m)
+{
+        sasl_handshake_response_init(m);
+        if (version < 0 || version > 1)
+                return -EPROTO;
+        decode_sasl_handshake_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sasl_handshake_response_encode(struct kafka_writer *w, int16_t version, const struct sasl_handshake_response *m)
+{
+        encode_sasl_handshake_response(w, version, m);
+}
+
 static UNUSED void decode_api_versions_request(struct kafka_reader *r, int16_t version, struct api_versions_request *m);
 static UNUSED void decode_tags_api_versions_request(struct kafka_reader *r, int16_t version, struct api_versions_request *m);
 static UNUSED void encode_api_versions_request(struct kafka_writer *w, int16_t version, const struct api_versions_request *m);
@@ -7919,6 +8060,149 @@ int describe_configs_response_decode(struct kafka_reader *r, int16_t version, st
 void describe_configs_response_encode(struct kafka_writer *w, int16_t version, const struct describe_configs_response *m)
 {
         encode_describe_configs_response(w, version, m);
+}
+
+static UNUSED void decode_sasl_authenticate_request(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m);
+static UNUSED void decode_tags_sasl_authenticate_request(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m);
+static UNUSED void encode_sasl_authenticate_request(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_request *m);
+
+void sasl_authenticate_request_init(struct sasl_authenticate_request *m)
+{
+        memset(m, 0, sizeof(*m));
+}
+
+static void decode_tags_sasl_authenticate_request(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sasl_authenticate_request(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        m->auth_bytes = kafka_read_bytes(r, flex);
+        if (flex)
+                decode_tags_sasl_authenticate_request(r, version, m);
+}
+
+static void encode_sasl_authenticate_request(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_request *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        kafka_write_bytes(w, m->auth_bytes, flex);
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m)
+{
+        sasl_authenticate_request_init(m);
+        if (version < 0 || version > 2)
+                return -EPROTO;
+        decode_sasl_authenticate_request(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_request *m)
+{
+        encode_sasl_authenticate_request(w, version, m);
+}
+
+static UNUSED void decode_sasl_authenticate_response(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m);
+static UNUSED void decode_tags_sasl_authenticate_response(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m);
+static UNUSED void encode_sasl_authenticate_response(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_response *m);
+
+void sasl_authenticate_response_init(struct sasl_authenticate_response *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->error_message.ptr = "";
+}
+
+static void decode_tags_sasl_authenticate_response(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m)
+{
+        (void)version;
+        (void)m;
+        uint32_t n = kafka_read_uvarint(r);
+        for (uint32_t k = 0; k < n && !r->failed; k++) {
+                uint32_t tag = kafka_read_uvarint(r);
+                uint32_t size = kafka_read_uvarint(r);
+                if (r->failed || size > kafka_reader_left(r)) {
+                        r->failed = true;
+                        return;
+                }
+                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                r->p += size;
+                (void)sub;
+                switch (tag) {
+                default:
+                        break; /* unknown tags are skipped */
+                }
+        }
+}
+
+static void decode_sasl_authenticate_response(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        m->error_code = kafka_read_i16(r);
+        m->error_message = kafka_read_str(r, flex);
+        m->auth_bytes = kafka_read_bytes(r, flex);
+        if (version >= 1) {
+                m->session_lifetime_ms = kafka_read_i64(r);
+        }
+        if (flex)
+                decode_tags_sasl_authenticate_response(r, version, m);
+}
+
+static void encode_sasl_authenticate_response(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_response *m)
+{
+        bool flex = version >= 2;
+        (void)flex;
+        (void)m;
+        kafka_write_i16(w, m->error_code);
+        kafka_write_str(w, m->error_message, flex);
+        kafka_write_bytes(w, m->auth_bytes, flex);
+        if (version >= 1) {
+                kafka_write_i64(w, m->session_lifetime_ms);
+        }
+        if (!flex)
+                return;
+        kafka_write_uvarint(w, 0);
+}
+
+int sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m)
+{
+        sasl_authenticate_response_init(m);
+        if (version < 0 || version > 2)
+                return -EPROTO;
+        decode_sasl_authenticate_response(r, version, m);
+        return r->failed ? -EPROTO : 0;
+}
+
+void sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_response *m)
+{
+        encode_sasl_authenticate_response(w, version, m);
 }
 
 static UNUSED void decode_create_partitions_request_create_partitions_assignment(struct kafka_reader *r, int16_t version, struct create_partitions_request_create_partitions_assignment *m);

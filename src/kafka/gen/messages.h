@@ -750,6 +750,26 @@ void list_groups_response_init(struct list_groups_response *m);
 int list_groups_response_decode(struct kafka_reader *r, int16_t version, struct list_groups_response *m);
 void list_groups_response_encode(struct kafka_writer *w, int16_t version, const struct list_groups_response *m);
 
+/* SaslHandshakeRequest, versions 0-1 */
+struct sasl_handshake_request {
+        struct kafka_str mechanism; /* v0+ */
+};
+
+void sasl_handshake_request_init(struct sasl_handshake_request *m);
+int sasl_handshake_request_decode(struct kafka_reader *r, int16_t version, struct sasl_handshake_request *m);
+void sasl_handshake_request_encode(struct kafka_writer *w, int16_t version, const struct sasl_handshake_request *m);
+
+/* SaslHandshakeResponse, versions 0-1 */
+struct sasl_handshake_response {
+        int16_t error_code; /* v0+ */
+        struct kafka_str *mechanisms; /* v0+ */
+        int32_t mechanisms_count; /* -1: null */
+};
+
+void sasl_handshake_response_init(struct sasl_handshake_response *m);
+int sasl_handshake_response_decode(struct kafka_reader *r, int16_t version, struct sasl_handshake_response *m);
+void sasl_handshake_response_encode(struct kafka_writer *w, int16_t version, const struct sasl_handshake_response *m);
+
 /* ApiVersionsRequest, versions 0-4 */
 struct api_versions_request {
         struct kafka_str client_software_name; /* v3+ */
@@ -1040,6 +1060,27 @@ void describe_configs_response_describe_configs_result_init(struct describe_conf
 void describe_configs_response_init(struct describe_configs_response *m);
 int describe_configs_response_decode(struct kafka_reader *r, int16_t version, struct describe_configs_response *m);
 void describe_configs_response_encode(struct kafka_writer *w, int16_t version, const struct describe_configs_response *m);
+
+/* SaslAuthenticateRequest, versions 0-2 */
+struct sasl_authenticate_request {
+        struct kafka_bytes auth_bytes; /* v0+ */
+};
+
+void sasl_authenticate_request_init(struct sasl_authenticate_request *m);
+int sasl_authenticate_request_decode(struct kafka_reader *r, int16_t version, struct sasl_authenticate_request *m);
+void sasl_authenticate_request_encode(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_request *m);
+
+/* SaslAuthenticateResponse, versions 0-2 */
+struct sasl_authenticate_response {
+        int16_t error_code; /* v0+ */
+        struct kafka_str error_message; /* v0+ */
+        struct kafka_bytes auth_bytes; /* v0+ */
+        int64_t session_lifetime_ms; /* v1+ */
+};
+
+void sasl_authenticate_response_init(struct sasl_authenticate_response *m);
+int sasl_authenticate_response_decode(struct kafka_reader *r, int16_t version, struct sasl_authenticate_response *m);
+void sasl_authenticate_response_encode(struct kafka_writer *w, int16_t version, const struct sasl_authenticate_response *m);
 
 /* CreatePartitionsRequest, versions 0-3 */
 struct create_partitions_request_create_partitions_assignment {
