@@ -259,9 +259,11 @@ static int setup_listeners(struct broker *broker)
                         break;
                 }
                 l->port = net_local_port(l->fd);
-                rc = loop_add_fd(broker->loop, l->fd, LOOP_READABLE, on_accept, l);
         }
         free(specs);
+        /* Only now that the array no longer moves may the loop hold pointers into it. */
+        for (int i = 0; i < broker->nlisteners && rc == 0; i++)
+                rc = loop_add_fd(broker->loop, broker->listeners[i].fd, LOOP_READABLE, on_accept, &broker->listeners[i]);
         if (rc < 0)
                 return rc;
         if (broker->nlisteners == 0) {
