@@ -555,9 +555,18 @@ class Lb:
             text = f"admin {self.admin}\n" + text
         return text
 
-    def write_config(self, text):
+    def write_config(self, text, in_place=False):
         text = self.full_text(text)
-        tmp = os.path.join(self.dir, ".lb.conf.tmp")
+        if in_place:   # like an editor that truncates and rewrites the file
+            with open(self.config_path, "w") as f:
+                f.write(text)
+            self.config = text
+            return text
+        # The temporary file lives in a subdirectory: the lb may watch the config's
+        # directory, and only the rename itself should be seen there.
+        tmp_dir = os.path.join(self.dir, "tmp")
+        os.makedirs(tmp_dir, exist_ok=True)
+        tmp = os.path.join(tmp_dir, "lb.conf.new")
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, self.config_path)
@@ -701,14 +710,14 @@ class Lb:
 
     # -- reload
 
-    def reload(self, text=None, how="sighup", expect="ok", timeout=10.0):
-        """Reloads: writes <text> (when given) by atomic rename, then sends SIGHUP when
-        <how> is "sighup" (with "file" only the file change triggers it). Waits until
+    def reload(self, text=None, how="sighup", expect="ok", timeout=10.0, in_place=False):
+        """Reloads: writes <text> (when given) by atomic rename (or <in_place>), then sends
+        SIGHUP when <how> is "sighup" (with "file" only the file change triggers it). Waits until
         stratus_lb_reloads_total{result=<expect>} increased; returns the Metrics."""
         self.check_alive()
         before = self.metrics().value("stratus_lb_reloads_total", result=expect)
         if text is not None:
-            self.write_config(text)
+            self.write_config(text, in_place)
         if how == "sighup":
             os.kill(self.pid, signal.SIGHUP)
         else:
@@ -753,6 +762,42 @@ class Lb:
             n = c if n is None else min(n, c)
             time.sleep(interval)
         return n
+
+    def fd_kinds(self):
+        """{"socket": n, "pipe": n, "other": n} of the lb's open file descriptors."""
+        kinds = {"socket": 0, "pipe": 0, "other": 0}
+        for link in self.fd_links().values():
+            k = link.split(":", 1)[0]
+            kinds[k if k in kinds else "other"] += 1
+        return kinds
+
+    def settled_fd_kinds(self, samples=5, interval=0.05):
+        """fd_kinds() with the smallest total over a few samples."""
+        best = None
+        for _ in range(samples):
+            k = self.fd_kinds()
+            if best is None or sum(k.values()) < sum(best.values()):
+                best = k
+            time.sleep(interval)
+        return best
+
+    def wait_fds_back(self, base, margin=4, max_pipes=None, timeout=10.0):
+        """Waits until the lb holds at most <margin> sockets and other fds more than in
+        <base> (a settled_fd_kinds()), and at most <max_pipes> pipe fds (default: as many
+        as in <base>). Returns the fd kinds then."""
+        max_pipes = base["pipe"] if max_pipes is None else max_pipes
+
+        def back():
+            k = self.fd_kinds()
+            ok = (k["socket"] <= base["socket"] + margin and k["other"] <= base["other"] + margin
+                  and k["pipe"] <= max_pipes)
+            return k if ok else None
+        try:
+            return wait_until(back, timeout, "lb fds back to the baseline")
+        except AssertionError:
+            links = sorted(self.fd_links().items())
+            raise AssertionError(f"lb fds {self.fd_kinds()}, baseline {base} (+{margin}, pipes <= "
+                                 f"{max_pipes}): {links[:40]}") from None
 
     def wait_fds_at_most(self, limit, timeout=10.0):
         try:
