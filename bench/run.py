@@ -909,15 +909,17 @@ def write_report(path, started, elapsed, reps, machine, starts, idle_rss, matrix
             out(f.read().rstrip())
         out("")
     text = "\n".join(L)
-    # bench/group_run.py writes the consumer-group section; keep it where it is.
-    kept = report_section(path, GROUPS_SECTION)
-    if kept:
-        text = splice_section(text, kept, GROUPS_SECTION)
+    # bench/group_run.py and bench/lb_run.py write their own sections; keep them.
+    for title in (GROUPS_SECTION, LB_SECTION):
+        kept = report_section(path, title)
+        if kept:
+            text = splice_section(text, kept, title)
     with open(path, "w") as f:
         f.write(text)
 
 
 GROUPS_SECTION = "## Consumer groups"
+LB_SECTION = "## Load balancer"
 
 
 def report_section(path, title):

@@ -32,19 +32,30 @@ static void printfb(struct buf *b, const char *fmt, ...)
                 buf_append(b, line, (size_t)MIN(n, (int)sizeof(line) - 1));
 }
 
+/* Listeners that were removed but still drain are left out: their name may be in use
+ * again, and Prometheus refuses two series with the same labels; their connections are
+ * counted in stratus_lb_draining_connections. */
 char *lb_metrics_text(const struct lb *lb)
 {
         struct buf b;
         buf_init(&b);
         printfb(&b, "# HELP stratus_lb_connections_total Connections accepted.\n# TYPE stratus_lb_connections_total counter\n");
-        for (const struct lb_listener *l = lb->listeners; l; l = l->next)
+        for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
+                if (l->removed)
+                        continue;
                 printfb(&b, "stratus_lb_connections_total{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->accepted);
+        }
         printfb(&b, "# HELP stratus_lb_connections_active Connections open now.\n# TYPE stratus_lb_connections_active gauge\n");
-        for (const struct lb_listener *l = lb->listeners; l; l = l->next)
+        for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
+                if (l->removed)
+                        continue;
                 printfb(&b, "stratus_lb_connections_active{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->active);
+        }
         printfb(&b, "# HELP stratus_lb_connections_rejected_total Connections closed at once.\n"
                     "# TYPE stratus_lb_connections_rejected_total counter\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
+                if (l->removed)
+                        continue;
                 printfb(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"no_target\"} %lld\n",
                         l->cfg.name, (long long)l->rejected_no_target);
                 printfb(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"max_connections\"} %lld\n",
@@ -54,6 +65,8 @@ char *lb_metrics_text(const struct lb *lb)
         }
         printfb(&b, "# HELP stratus_lb_bytes_total Bytes relayed (in: client to target).\n# TYPE stratus_lb_bytes_total counter\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
+                if (l->removed)
+                        continue;
                 printfb(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"in\"} %lld\n", l->cfg.name,
                         (long long)l->bytes_in);
                 printfb(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"out\"} %lld\n", l->cfg.name,

@@ -21,8 +21,10 @@
 
 static struct lb_target *target_get(struct lb *lb, const struct lb_addr *addr, enum lb_check check)
 {
+        /* One target (one health state, one set of metrics) per address, whatever the
+         * check kind; update_check_kinds() picks the kind. */
         char key[320];
-        snprintf(key, sizeof(key), "%s|%s", addr->text, check == LB_CHECK_KAFKA ? "kafka" : "tcp");
+        snprintf(key, sizeof(key), "%s", addr->text);
         struct lb_target *t = map_get(&lb->targets, key, strlen(key));
         if (!t) {
                 t = xcalloc(1, sizeof(*t));
@@ -184,6 +186,28 @@ static struct lb_listener *find_listener(struct lb *lb, const char *name)
 
 /* ---- applying a configuration ---- */
 
+/* Whether <cfg> names a listener <name> (with the same address or not). */
+static bool find_listener_in(const struct lb_config *cfg, const char *name)
+{
+        for (int i = 0; i < cfg->nlisteners; i++)
+                if (strcmp(cfg->listeners[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* A target shared by listeners with different check kinds gets the stricter one. */
+static void update_check_kinds(struct lb *lb)
+{
+        const char *key;
+        void *value;
+        for (size_t i = 0; map_next(&lb->targets, &i, &key, &value);)
+                ((struct lb_target *)value)->check = LB_CHECK_TCP;
+        for (struct lb_listener *l = lb->listeners; l; l = l->next)
+                for (int i = 0; i < l->ntargets; i++)
+                        if (l->cfg.check == LB_CHECK_KAFKA)
+                                l->targets[i]->check = LB_CHECK_KAFKA;
+}
+
 static bool same_settings(const struct lb_listener_config *a, const struct lb_listener_config *b)
 {
         if (a->ntargets != b->ntargets || a->max_connections != b->max_connections || a->proxy_v2 != b->proxy_v2 ||
@@ -205,13 +229,27 @@ static int apply(struct lb *lb, struct lb_config *cfg, char *err, size_t err_len
         int rc = 0;
         for (int i = 0; i < n; i++)
                 new_fd[i] = -1;
+        /* A listener is kept (socket and connections) when its name and address stay,
+         * or when only its name changes (a rename on the same address). */
+        for (int i = 0; i < n; i++) {
+                struct lb_listener *old = find_listener(lb, cfg->listeners[i].name);
+                if (old && lb_addr_equal(&old->cfg.bind, &cfg->listeners[i].bind))
+                        kept[i] = old;
+        }
+        for (int i = 0; i < n; i++) {
+                for (struct lb_listener *l = lb->listeners; l && !kept[i]; l = l->next) {
+                        bool claimed = false;
+                        for (int j = 0; j < n; j++)
+                                claimed |= kept[j] == l;
+                        if (!l->removed && !claimed && lb_addr_equal(&l->cfg.bind, &cfg->listeners[i].bind) &&
+                            !find_listener_in(cfg, l->cfg.name))
+                                kept[i] = l;
+                }
+        }
         for (int i = 0; i < n && rc == 0; i++) {
                 struct lb_listener_config *c = &cfg->listeners[i];
-                struct lb_listener *old = find_listener(lb, c->name);
-                if (old && lb_addr_equal(&old->cfg.bind, &c->bind)) {
-                        kept[i] = old;
+                if (kept[i])
                         continue;
-                }
                 /* A listener moving its bind address may be taking one another listener
                  * frees in this same reload: bind fails then; the operator reloads twice. */
                 int fd = bind_listener(c);
@@ -254,7 +292,9 @@ static int apply(struct lb *lb, struct lb_config *cfg, char *err, size_t err_len
                 struct lb_listener_config *c = &cfg_listeners[i];
                 struct lb_listener *l = kept[i];
                 if (l) {
-                        if (!same_settings(&l->cfg, c)) {
+                        if (strcmp(l->cfg.name, c->name) != 0)
+                                log_info("listener %s renamed %s (socket and connections kept)", l->cfg.name, c->name);
+                        if (!same_settings(&l->cfg, c) || strcmp(l->cfg.name, c->name) != 0) {
                                 changed++;
                                 listener_set_targets(lb, l, c);
                                 listener_config_free(&l->cfg);
@@ -276,6 +316,7 @@ static int apply(struct lb *lb, struct lb_config *cfg, char *err, size_t err_len
                 log_info("listener %s on %s -> %d target%s", c->name, c->bind.text, c->ntargets,
                          c->ntargets == 1 ? "" : "s (pool)");
         }
+        update_check_kinds(lb);
         for (int i = 0; i < cfg_n; i++)
                 listener_config_free(&cfg_listeners[i]);
         free(cfg_listeners);

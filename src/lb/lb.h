@@ -18,10 +18,11 @@ struct loop;
 struct loop_timer;
 struct relay;
 
-/* A target address, shared by every listener that names it with the same check. */
+/* A target address, shared by every listener that names it (checked the stricter way
+ * any of them asks for). */
 struct lb_target {
         struct lb *lb;
-        char *key;                 /* "<address>|<check>" */
+        char *key;                 /* the address as written */
         struct lb_addr addr;
         enum lb_check check;
         int refs;                  /* listeners naming it + relays connected to it */
