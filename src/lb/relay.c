@@ -321,7 +321,9 @@ static int send_proxy_v2(struct relay *r)
         static const uint8_t sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
         struct sockaddr_storage local;
         socklen_t local_len = sizeof(local);
-        if (getsockname(r->fd[0], (struct sockaddr *)&local, &local_len) < 0)
+        r->client_addr_len = sizeof(r->client_addr);
+        if (getsockname(r->fd[0], (struct sockaddr *)&local, &local_len) < 0 ||
+            getpeername(r->fd[0], (struct sockaddr *)&r->client_addr, &r->client_addr_len) < 0)
                 return -errno;
         uint8_t h[16 + 36];
         memcpy(h, sig, sizeof(sig));
@@ -460,8 +462,6 @@ void relay_start(struct lb_listener *l, int fd)
         r->fd[1] = -1;
         for (int d = 0; d < 2; d++)
                 r->pipe_rd[d] = r->pipe_wr[d] = -1;
-        r->client_addr_len = sizeof(r->client_addr);
-        getpeername(fd, (struct sockaddr *)&r->client_addr, &r->client_addr_len);
         r->lnext = l->relays;
         if (l->relays)
                 l->relays->lprev = r;
