@@ -25,7 +25,6 @@ import os
 import platform
 import queue
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -49,15 +48,7 @@ log = base.log
 median = base.median
 
 
-def rel_cmd(cmd):
-    """<cmd> as a shell line, with repository paths relative and ports as PORT."""
-    out = []
-    for a in cmd:
-        if a.startswith(ROOT + "/"):
-            a = os.path.relpath(a, ROOT)
-        a = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", a)
-        out.append(shlex.quote(a))
-    return " ".join(out)
+rel_cmd = base.rel_cmd
 
 
 class Recorder:

@@ -68,15 +68,7 @@ log = base.log
 median = base.median
 
 
-def rel_cmd(cmd):
-    """<cmd> as a shell line, with repository paths relative and ports as PORT."""
-    out = []
-    for a in cmd:
-        if a.startswith(ROOT + "/"):
-            a = os.path.relpath(a, ROOT)
-        a = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", a)
-        out.append(shlex.quote(a))
-    return " ".join(out)
+rel_cmd = base.rel_cmd
 
 
 def probe(port, timeout_s=1.0):

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -54,6 +55,17 @@ def log(msg):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
+
+
+def rel_cmd(cmd):
+    """<cmd> as a shell line, with repository paths relative and ports as PORT."""
+    out = []
+    for a in cmd:
+        if a.startswith(ROOT + "/"):
+            a = os.path.relpath(a, ROOT)
+        a = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", a)
+        out.append(shlex.quote(a))
+    return " ".join(out)
 
 
 def rel(path):
