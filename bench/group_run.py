@@ -51,17 +51,11 @@ median = base.median
 rel_cmd = base.rel_cmd
 
 
-class Recorder:
+class Recorder(base.Recorder):
     """Runs group_bench, keeps every JSON result and the distinct command lines."""
 
     def __init__(self):
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        self.results = open(RESULTS, "w")
-        self.commands = []
-
-    def note(self, line):
-        if line not in self.commands:
-            self.commands.append(line)
+        super().__init__(RESULTS)
 
     def bench(self, args, timeout_s, extra=None):
         cmd = [GROUP_BENCH] + args

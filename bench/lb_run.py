@@ -247,17 +247,11 @@ def busy_cpu_s():
     return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
 
 
-class Recorder:
+class Recorder(base.Recorder):
     """Runs lb_bench, keeps every JSON result and the distinct command lines."""
 
     def __init__(self):
-        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-        self.results = open(RESULTS, "w")
-        self.commands = []
-
-    def note(self, line):
-        if line not in self.commands:
-            self.commands.append(line)
+        super().__init__(RESULTS)
 
     def bench(self, args, timeout_s, proxy, server, extra):
         cmd = [LB_BENCH] + args

@@ -57,6 +57,20 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+class Recorder:
+    """Keeps every JSON result of a load tool in a .jsonl file and the distinct command
+    lines (for the report). Runners subclass it with their own bench()."""
+
+    def __init__(self, results_path):
+        os.makedirs(os.path.dirname(results_path), exist_ok=True)
+        self.results = open(results_path, "w")
+        self.commands = []
+
+    def note(self, line):
+        if line not in self.commands:
+            self.commands.append(line)
+
+
 def rel_cmd(cmd):
     """<cmd> as a shell line, with repository paths relative and ports as PORT."""
     out = []
