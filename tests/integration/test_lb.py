@@ -957,8 +957,9 @@ def test_reload_rename_listener_same_address(targets, lb_factory):
     assert m.value("stratus_lb_reloads_total", result="error") == 0, \
         f"valid configuration refused: {lb.stderr().splitlines()[-1]}"
     open_echo(p, "after").close()
-    m = lb.metrics()
-    assert m.value("stratus_lb_connections_active", listener="new") == 1  # the held one
+    # The "after" connection closes asynchronously; then only the held one is left.
+    m = lb.wait_metrics(lambda m: m.value("stratus_lb_connections_active", listener="new") == 1, 5,
+                        "only the held connection active on the renamed listener")
     assert not m.find("stratus_lb_connections_active", listener="old")
     assert m.value("stratus_lb_draining_connections") == 0
     time.sleep(1.5)  # past drain_timeout_ms: the held connection is not drained
