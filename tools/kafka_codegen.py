@@ -54,6 +54,17 @@ WRITERS = {"bool": "kafka_write_bool(w, {v})", "int8": "kafka_write_i8(w, {v})",
            "records": "kafka_write_records(w, {v}, flex)"}
 
 
+# Names a tenant sees unprefixed (the specs' entityType), mapped by the reader and the
+# writer when they carry a namespace (struct kafka_names). Error messages lose the prefix.
+ENTITY_KINDS = {"topicName": "KAFKA_ENTITY_TOPIC", "groupId": "KAFKA_ENTITY_GROUP",
+                "transactionalId": "KAFKA_ENTITY_TRANSACTIONAL_ID"}
+# Fields the specs leave unannotated that still hold such names: (struct path, field).
+# FindCoordinator keys are group ids or transactional ids; both take the same prefix.
+ENTITY_EXTRA = {("FindCoordinatorRequest", "Key"): "groupId",
+                ("FindCoordinatorRequest", "CoordinatorKeys"): "groupId",
+                ("FindCoordinatorResponse", "Key"): "groupId"}
+
+
 def snake(name):
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
@@ -122,6 +133,9 @@ class Field:
         self.is_struct = self.elem not in PRIMS
         self.struct = None  # resolved later
         self.owner = owner
+        self.entity = ENTITY_KINDS.get(d.get("entityType"))
+        if self.name.endswith("ErrorMessage") and self.type == "string":
+            self.entity = "KAFKA_ENTITY_MESSAGE"
 
 
 class Struct:
@@ -143,6 +157,10 @@ class Message:
         for common in spec.get("commonStructs", []):
             self._add_struct(common["name"], common["fields"])
         self.top = self._add_struct(None, spec["fields"])
+        for st in self.structs:
+            for f in st.fields:
+                if (self.name, f.name) in ENTITY_EXTRA:
+                    f.entity = ENTITY_KINDS[ENTITY_EXTRA[(self.name, f.name)]]
 
     def _add_struct(self, type_name, fields_json):
         cname = self.cname if type_name is None else f"{self.cname}_{snake(type_name).rstrip('_')}"
@@ -273,6 +291,8 @@ class Gen:
         sp = " " * indent
         if f.is_struct:
             return [f"{sp}decode_{f.struct.cname}(r, version, &{target});"]
+        if f.entity and f.type == "string":
+            return [f"{sp}{target} = kafka_read_name(r, flex, {f.entity});"]
         return [f"{sp}{target} = {READERS[f.type]};"]
 
     def decode_field(self, f, lo, hi, indent):
@@ -293,6 +313,8 @@ class Gen:
             if f.is_struct:
                 out.append(f"{sp}        {f.struct.cname}_init(&m->{f.c}[i]);")
                 out.append(f"{sp}        decode_{f.struct.cname}(r, version, &m->{f.c}[i]);")
+            elif f.entity and f.elem == "string":
+                out.append(f"{sp}        m->{f.c}[i] = kafka_read_name(r, flex, {f.entity});")
             else:
                 out.append(f"{sp}        m->{f.c}[i] = {READERS[f.elem]};")
             out.append(f"{sp}}}")
@@ -353,6 +375,7 @@ class Gen:
              "                        return;",
              "                }",
              "                struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);",
+             "                sub.names = r->names;",
              "                r->p += size;",
              "                (void)sub;",
              "                switch (tag) {"]
@@ -389,10 +412,14 @@ class Gen:
             out.append(f"{sp}for (int32_t i = 0; m->{f.c} && i < m->{f.c}_count; i++)")
             if f.is_struct:
                 out.append(f"{sp}        encode_{f.struct.cname}(w, version, &m->{f.c}[i]);")
+            elif f.entity and f.elem == "string":
+                out.append(f"{sp}        kafka_write_name(w, m->{f.c}[i], flex, {f.entity});")
             else:
                 out.append(f"{sp}        " + WRITERS[f.elem].format(v=f"m->{f.c}[i]") + ";")
         elif f.is_struct:
             out.append(f"{sp}encode_{f.struct.cname}(w, version, &m->{f.c});")
+        elif f.entity and f.type == "string":
+            out.append(f"{sp}kafka_write_name(w, m->{f.c}, flex, {f.entity});")
         else:
             out.append(f"{sp}" + WRITERS[f.type].format(v=f"m->{f.c}") + ";")
         return out
@@ -460,6 +487,7 @@ class Gen:
                 lines.append("                buf_init(&tmp);")
                 lines.append("                struct kafka_writer sub;")
                 lines.append("                kafka_writer_init(&sub, &tmp);")
+                lines.append("                sub.names = w->names;")
                 lines.append("                {")
                 lines.append("                        struct kafka_writer *outer = w;")
                 lines.append("                        w = &sub;")
@@ -544,6 +572,8 @@ class Gen:
         t = [HEADER,
              '#include "kafka/api.h"',
              "",
+             "#include <stddef.h>",
+             "",
              '#include "kafka/gen/messages.h"',
              "",
              "#define CODEC(n) \\",
@@ -552,8 +582,13 @@ class Gen:
              "        (kafka_decode_fn *)n##_response_decode, (kafka_encode_fn *)n##_response_encode",
              "",
              "const struct kafka_api kafka_api_table[] = {"]
+        resp_by_name = {m.name: m for m in self.msgs}
         for key, name, lo, hi, flex in self.apis:
-            t.append(f'        {{ {key}, "{name}", {lo}, {hi}, {flex}, CODEC({snake(name)}) }},')
+            resp = resp_by_name.get(name + "Response")
+            throttle = "-1"
+            if resp and any(f.name == "ThrottleTimeMs" for f in resp.top.fields):
+                throttle = f"offsetof(struct {snake(name)}_response, throttle_time_ms)"
+            t.append(f'        {{ {key}, "{name}", {lo}, {hi}, {flex}, CODEC({snake(name)}), {throttle} }},')
         t.append("};")
         t.append("")
         t.append("const int kafka_api_count = sizeof(kafka_api_table) / sizeof(kafka_api_table[0]);")

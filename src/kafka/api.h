@@ -25,6 +25,7 @@ struct kafka_api {
         kafka_encode_fn *encode_request;
         kafka_decode_fn *decode_response;
         kafka_encode_fn *encode_response;
+        ptrdiff_t throttle_offset; /* of the response's int32 throttle_time_ms, or -1 */
 };
 
 extern const struct kafka_api kafka_api_table[];

@@ -59,7 +59,7 @@ struct kafka_reader kafka_reader_from(const uint8_t *p, size_t len, struct kafka
         static const uint8_t empty[1];
         if (!p)
                 p = empty; /* an empty buffer may have no storage; NULL + 0 is undefined */
-        struct kafka_reader r = { p, p + len, arena, false };
+        struct kafka_reader r = { .p = p, .end = p + len, .arena = arena, .names = NULL, .failed = false };
         return r;
 }
 
@@ -195,6 +195,25 @@ struct kafka_str kafka_read_str(struct kafka_reader *r, bool compact)
         return s;
 }
 
+struct kafka_str kafka_read_name(struct kafka_reader *r, bool compact, enum kafka_entity kind)
+{
+        struct kafka_str s = kafka_read_str(r, compact);
+        const struct kafka_names *names = r->names;
+        if (!names || r->failed || s.len < 0 || kind == KAFKA_ENTITY_MESSAGE ||
+            (kind == KAFKA_ENTITY_TOPIC && s.len == 0))
+                return s;
+        char *p = r->arena ? kafka_arena_alloc(r->arena, names->prefix_len + (size_t)s.len + 1) : NULL;
+        if (!p) {
+                r->failed = true;
+                return s;
+        }
+        memcpy(p, names->prefix, names->prefix_len);
+        if (s.len)
+                memcpy(p + names->prefix_len, s.ptr, (size_t)s.len);
+        struct kafka_str mapped = { p, (int32_t)(names->prefix_len + (size_t)s.len) };
+        return mapped;
+}
+
 struct kafka_bytes kafka_read_bytes(struct kafka_reader *r, bool compact)
 {
         struct kafka_bytes b = { NULL, -1 };
@@ -251,6 +270,7 @@ void kafka_writer_init(struct kafka_writer *w, struct buf *buf)
         w->parts = NULL;
         w->nparts = 0;
         w->cap_parts = 0;
+        w->names = NULL;
 }
 
 void kafka_writer_deinit(struct kafka_writer *w)
@@ -380,6 +400,53 @@ void kafka_write_str(struct kafka_writer *w, struct kafka_str s, bool compact)
         write_len(w, len, compact, false);
         if (len > 0)
                 put(w, s.ptr, (size_t)len);
+}
+
+/* Occurrences of <pat> in <s> (non-overlapping). */
+static size_t count_occurrences(const char *s, size_t len, const char *pat, size_t pat_len)
+{
+        size_t n = 0;
+        for (size_t i = 0; pat_len && i + pat_len <= len;) {
+                if (memcmp(s + i, pat, pat_len) == 0) {
+                        n++;
+                        i += pat_len;
+                } else {
+                        i++;
+                }
+        }
+        return n;
+}
+
+void kafka_write_name(struct kafka_writer *w, struct kafka_str s, bool compact, enum kafka_entity kind)
+{
+        const struct kafka_names *names = w->names;
+        if (!names || !s.ptr || s.len <= 0) {
+                kafka_write_str(w, s, compact);
+                return;
+        }
+        size_t len = (size_t)s.len, plen = names->prefix_len;
+        if (kind != KAFKA_ENTITY_MESSAGE) {
+                if (len >= plen && memcmp(s.ptr, names->prefix, plen) == 0) {
+                        s.ptr += plen;
+                        s.len -= (int32_t)plen;
+                }
+                kafka_write_str(w, s, compact);
+                return;
+        }
+        /* An error message: every quoted internal name loses the prefix. */
+        size_t n = count_occurrences(s.ptr, len, names->prefix, plen);
+        write_len(w, (int32_t)(len - n * plen), compact, false);
+        size_t i = 0, from = 0;
+        while (i + plen <= len && n) {
+                if (memcmp(s.ptr + i, names->prefix, plen) == 0) {
+                        put(w, s.ptr + from, i - from);
+                        i += plen;
+                        from = i;
+                } else {
+                        i++;
+                }
+        }
+        put(w, s.ptr + from, len - from);
 }
 
 void kafka_write_bytes(struct kafka_writer *w, struct kafka_bytes b, bool compact)

@@ -47,6 +47,22 @@ struct kafka_records {
         struct kafka_file_slice *file; /* when set, ptr is unused and len == file->len */
 };
 
+/* What a name in a message names (the specs' entityType), for tenant namespaces. */
+enum kafka_entity {
+        KAFKA_ENTITY_TOPIC = 1,
+        KAFKA_ENTITY_GROUP,
+        KAFKA_ENTITY_TRANSACTIONAL_ID,
+        KAFKA_ENTITY_MESSAGE, /* an error message that may quote names */
+};
+
+/* A tenant's namespace: a reader carrying one prepends <prefix> to every topic name,
+ * group id and transactional id it decodes; a writer carrying one strips it from those
+ * names and from error messages. The empty topic name stays empty (it names nothing). */
+struct kafka_names {
+        const char *prefix;
+        size_t prefix_len;
+};
+
 /* Bump allocator for one request's decoded data; freed all at once. */
 struct kafka_arena {
         struct arena_chunk *head;
@@ -63,6 +79,7 @@ struct kafka_reader {
         const uint8_t *p;
         const uint8_t *end;
         struct kafka_arena *arena; /* where arrays are allocated; may be NULL for headers */
+        const struct kafka_names *names; /* NULL: names are read as they are */
         bool failed;               /* sticky: set by the first short read or bad length */
 };
 
@@ -88,6 +105,8 @@ int64_t kafka_read_varlong(struct kafka_reader *r);
 struct kafka_str kafka_read_str(struct kafka_reader *r, bool compact);
 struct kafka_bytes kafka_read_bytes(struct kafka_reader *r, bool compact);
 struct kafka_records kafka_read_records(struct kafka_reader *r, bool compact);
+/* A string naming an entity of <kind>: mapped into r->names (copied into the arena). */
+struct kafka_str kafka_read_name(struct kafka_reader *r, bool compact, enum kafka_entity kind);
 /* An array count (-1 for null), checked so that count * <min_elem_size> fits in the
  * bytes remaining. */
 int32_t kafka_read_array_len(struct kafka_reader *r, bool compact, size_t min_elem_size);
@@ -126,6 +145,7 @@ struct kafka_writer {
         struct kafka_out_part *parts; /* file slices, in order; NULL if none */
         int nparts;
         int cap_parts;
+        const struct kafka_names *names; /* NULL: names are written as they are */
 };
 
 void kafka_writer_init(struct kafka_writer *w, struct buf *buf);
@@ -148,6 +168,8 @@ void kafka_write_varint(struct kafka_writer *w, int32_t v);
 void kafka_write_varlong(struct kafka_writer *w, int64_t v);
 void kafka_write_str(struct kafka_writer *w, struct kafka_str s, bool compact);
 void kafka_write_bytes(struct kafka_writer *w, struct kafka_bytes b, bool compact);
+/* A string naming an entity of <kind>: mapped out of w->names. */
+void kafka_write_name(struct kafka_writer *w, struct kafka_str s, bool compact, enum kafka_entity kind);
 /* Writes records; a file slice is taken over by the writer (released on deinit or
  * by whoever sends it). */
 void kafka_write_records(struct kafka_writer *w, struct kafka_records rec, bool compact);

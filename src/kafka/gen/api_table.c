@@ -2,6 +2,8 @@
 
 #include "kafka/api.h"
 
+#include <stddef.h>
+
 #include "kafka/gen/messages.h"
 
 #define CODEC(n) \
@@ -10,31 +12,31 @@
         (kafka_decode_fn *)n##_response_decode, (kafka_encode_fn *)n##_response_encode
 
 const struct kafka_api kafka_api_table[] = {
-        { 0, "Produce", 0, 9, 9, CODEC(produce) },
-        { 1, "Fetch", 4, 12, 12, CODEC(fetch) },
-        { 2, "ListOffsets", 1, 7, 6, CODEC(list_offsets) },
-        { 3, "Metadata", 0, 12, 9, CODEC(metadata) },
-        { 8, "OffsetCommit", 1, 8, 8, CODEC(offset_commit) },
-        { 9, "OffsetFetch", 1, 8, 6, CODEC(offset_fetch) },
-        { 10, "FindCoordinator", 0, 4, 3, CODEC(find_coordinator) },
-        { 11, "JoinGroup", 0, 9, 6, CODEC(join_group) },
-        { 12, "Heartbeat", 0, 4, 4, CODEC(heartbeat) },
-        { 13, "LeaveGroup", 0, 5, 4, CODEC(leave_group) },
-        { 14, "SyncGroup", 0, 5, 4, CODEC(sync_group) },
-        { 15, "DescribeGroups", 0, 5, 5, CODEC(describe_groups) },
-        { 16, "ListGroups", 0, 4, 3, CODEC(list_groups) },
-        { 17, "SaslHandshake", 0, 1, -1, CODEC(sasl_handshake) },
-        { 18, "ApiVersions", 0, 4, 3, CODEC(api_versions) },
-        { 19, "CreateTopics", 0, 7, 5, CODEC(create_topics) },
-        { 20, "DeleteTopics", 0, 6, 4, CODEC(delete_topics) },
-        { 21, "DeleteRecords", 0, 2, 2, CODEC(delete_records) },
-        { 22, "InitProducerId", 0, 4, 2, CODEC(init_producer_id) },
-        { 32, "DescribeConfigs", 0, 4, 4, CODEC(describe_configs) },
-        { 36, "SaslAuthenticate", 0, 2, 2, CODEC(sasl_authenticate) },
-        { 37, "CreatePartitions", 0, 3, 2, CODEC(create_partitions) },
-        { 42, "DeleteGroups", 0, 2, 2, CODEC(delete_groups) },
-        { 47, "OffsetDelete", 0, 0, -1, CODEC(offset_delete) },
-        { 60, "DescribeCluster", 0, 1, 0, CODEC(describe_cluster) },
+        { 0, "Produce", 0, 9, 9, CODEC(produce), offsetof(struct produce_response, throttle_time_ms) },
+        { 1, "Fetch", 4, 12, 12, CODEC(fetch), offsetof(struct fetch_response, throttle_time_ms) },
+        { 2, "ListOffsets", 1, 7, 6, CODEC(list_offsets), offsetof(struct list_offsets_response, throttle_time_ms) },
+        { 3, "Metadata", 0, 12, 9, CODEC(metadata), offsetof(struct metadata_response, throttle_time_ms) },
+        { 8, "OffsetCommit", 1, 8, 8, CODEC(offset_commit), offsetof(struct offset_commit_response, throttle_time_ms) },
+        { 9, "OffsetFetch", 1, 8, 6, CODEC(offset_fetch), offsetof(struct offset_fetch_response, throttle_time_ms) },
+        { 10, "FindCoordinator", 0, 4, 3, CODEC(find_coordinator), offsetof(struct find_coordinator_response, throttle_time_ms) },
+        { 11, "JoinGroup", 0, 9, 6, CODEC(join_group), offsetof(struct join_group_response, throttle_time_ms) },
+        { 12, "Heartbeat", 0, 4, 4, CODEC(heartbeat), offsetof(struct heartbeat_response, throttle_time_ms) },
+        { 13, "LeaveGroup", 0, 5, 4, CODEC(leave_group), offsetof(struct leave_group_response, throttle_time_ms) },
+        { 14, "SyncGroup", 0, 5, 4, CODEC(sync_group), offsetof(struct sync_group_response, throttle_time_ms) },
+        { 15, "DescribeGroups", 0, 5, 5, CODEC(describe_groups), offsetof(struct describe_groups_response, throttle_time_ms) },
+        { 16, "ListGroups", 0, 4, 3, CODEC(list_groups), offsetof(struct list_groups_response, throttle_time_ms) },
+        { 17, "SaslHandshake", 0, 1, -1, CODEC(sasl_handshake), -1 },
+        { 18, "ApiVersions", 0, 4, 3, CODEC(api_versions), offsetof(struct api_versions_response, throttle_time_ms) },
+        { 19, "CreateTopics", 0, 7, 5, CODEC(create_topics), offsetof(struct create_topics_response, throttle_time_ms) },
+        { 20, "DeleteTopics", 0, 6, 4, CODEC(delete_topics), offsetof(struct delete_topics_response, throttle_time_ms) },
+        { 21, "DeleteRecords", 0, 2, 2, CODEC(delete_records), offsetof(struct delete_records_response, throttle_time_ms) },
+        { 22, "InitProducerId", 0, 4, 2, CODEC(init_producer_id), offsetof(struct init_producer_id_response, throttle_time_ms) },
+        { 32, "DescribeConfigs", 0, 4, 4, CODEC(describe_configs), offsetof(struct describe_configs_response, throttle_time_ms) },
+        { 36, "SaslAuthenticate", 0, 2, 2, CODEC(sasl_authenticate), -1 },
+        { 37, "CreatePartitions", 0, 3, 2, CODEC(create_partitions), offsetof(struct create_partitions_response, throttle_time_ms) },
+        { 42, "DeleteGroups", 0, 2, 2, CODEC(delete_groups), offsetof(struct delete_groups_response, throttle_time_ms) },
+        { 47, "OffsetDelete", 0, 0, -1, CODEC(offset_delete), offsetof(struct offset_delete_response, throttle_time_ms) },
+        { 60, "DescribeCluster", 0, 1, 0, CODEC(describe_cluster), offsetof(struct describe_cluster_response, throttle_time_ms) },
 };
 
 const int kafka_api_count = sizeof(kafka_api_table) / sizeof(kafka_api_table[0]);

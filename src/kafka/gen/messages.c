@@ -35,6 +35,7 @@ static void decode_tags_produce_request_partition_produce_data(struct kafka_read
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -86,6 +87,7 @@ static void decode_tags_produce_request_topic_produce_data(struct kafka_reader *
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -100,7 +102,7 @@ static void decode_produce_request_topic_produce_data(struct kafka_reader *r, in
         bool flex = version >= 9;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partition_data_count = kafka_read_array_len(r, flex, 6);
         m->partition_data = kafka_read_alloc(r, m->partition_data_count, sizeof(struct produce_request_partition_produce_data));
         for (int32_t i = 0; m->partition_data && i < m->partition_data_count && !r->failed; i++) {
@@ -116,7 +118,7 @@ static void encode_produce_request_topic_produce_data(struct kafka_writer *w, in
         bool flex = version >= 9;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partition_data || m->partition_data_count == 0 ? m->partition_data_count : -1, flex);
         for (int32_t i = 0; m->partition_data && i < m->partition_data_count; i++)
                 encode_produce_request_partition_produce_data(w, version, &m->partition_data[i]);
@@ -144,6 +146,7 @@ static void decode_tags_produce_request(struct kafka_reader *r, int16_t version,
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -159,7 +162,7 @@ static void decode_produce_request(struct kafka_reader *r, int16_t version, stru
         (void)flex;
         (void)m;
         if (version >= 3) {
-                m->transactional_id = kafka_read_str(r, flex);
+                m->transactional_id = kafka_read_name(r, flex, KAFKA_ENTITY_TRANSACTIONAL_ID);
         }
         m->acks = kafka_read_i16(r);
         m->timeout_ms = kafka_read_i32(r);
@@ -179,7 +182,7 @@ static void encode_produce_request(struct kafka_writer *w, int16_t version, cons
         (void)flex;
         (void)m;
         if (version >= 3) {
-                kafka_write_str(w, m->transactional_id, flex);
+                kafka_write_name(w, m->transactional_id, flex, KAFKA_ENTITY_TRANSACTIONAL_ID);
         }
         kafka_write_i16(w, m->acks);
         kafka_write_i32(w, m->timeout_ms);
@@ -243,6 +246,7 @@ static void decode_tags_produce_response_batch_index_and_error_message(struct ka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -261,7 +265,7 @@ static void decode_produce_response_batch_index_and_error_message(struct kafka_r
                 m->batch_index = kafka_read_i32(r);
         }
         if (version >= 8) {
-                m->batch_index_error_message = kafka_read_str(r, flex);
+                m->batch_index_error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (flex)
                 decode_tags_produce_response_batch_index_and_error_message(r, version, m);
@@ -276,7 +280,7 @@ static void encode_produce_response_batch_index_and_error_message(struct kafka_w
                 kafka_write_i32(w, m->batch_index);
         }
         if (version >= 8) {
-                kafka_write_str(w, m->batch_index_error_message, flex);
+                kafka_write_name(w, m->batch_index_error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (!flex)
                 return;
@@ -303,6 +307,7 @@ static void decode_tags_produce_response_leader_id_and_epoch(struct kafka_reader
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -353,6 +358,7 @@ static void decode_tags_produce_response_partition_produce_response(struct kafka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -385,7 +391,7 @@ static void decode_produce_response_partition_produce_response(struct kafka_read
                 }
         }
         if (version >= 8) {
-                m->error_message = kafka_read_str(r, flex);
+                m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (flex)
                 decode_tags_produce_response_partition_produce_response(r, version, m);
@@ -411,7 +417,7 @@ static void encode_produce_response_partition_produce_response(struct kafka_writ
                         encode_produce_response_batch_index_and_error_message(w, version, &m->record_errors[i]);
         }
         if (version >= 8) {
-                kafka_write_str(w, m->error_message, flex);
+                kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (!flex)
                 return;
@@ -437,6 +443,7 @@ static void decode_tags_produce_response_topic_produce_response(struct kafka_rea
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -451,7 +458,7 @@ static void decode_produce_response_topic_produce_response(struct kafka_reader *
         bool flex = version >= 9;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partition_responses_count = kafka_read_array_len(r, flex, 14);
         m->partition_responses = kafka_read_alloc(r, m->partition_responses_count, sizeof(struct produce_response_partition_produce_response));
         for (int32_t i = 0; m->partition_responses && i < m->partition_responses_count && !r->failed; i++) {
@@ -467,7 +474,7 @@ static void encode_produce_response_topic_produce_response(struct kafka_writer *
         bool flex = version >= 9;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partition_responses || m->partition_responses_count == 0 ? m->partition_responses_count : -1, flex);
         for (int32_t i = 0; m->partition_responses && i < m->partition_responses_count; i++)
                 encode_produce_response_partition_produce_response(w, version, &m->partition_responses[i]);
@@ -496,6 +503,7 @@ static void decode_tags_produce_response_node_endpoint(struct kafka_reader *r, i
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -542,6 +550,7 @@ static void decode_tags_produce_response(struct kafka_reader *r, int16_t version
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -635,6 +644,7 @@ static void decode_tags_fetch_request_replica_state(struct kafka_reader *r, int1
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -684,6 +694,7 @@ static void decode_tags_fetch_request_fetch_partition(struct kafka_reader *r, in
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -755,6 +766,7 @@ static void decode_tags_fetch_request_fetch_topic(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -769,7 +781,7 @@ static void decode_fetch_request_fetch_topic(struct kafka_reader *r, int16_t ver
         bool flex = version >= 12;
         (void)flex;
         (void)m;
-        m->topic = kafka_read_str(r, flex);
+        m->topic = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 16);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct fetch_request_fetch_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -785,7 +797,7 @@ static void encode_fetch_request_fetch_topic(struct kafka_writer *w, int16_t ver
         bool flex = version >= 12;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->topic, flex);
+        kafka_write_name(w, m->topic, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_fetch_request_fetch_partition(w, version, &m->partitions[i]);
@@ -813,6 +825,7 @@ static void decode_tags_fetch_request_forgotten_topic(struct kafka_reader *r, in
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -828,7 +841,7 @@ static void decode_fetch_request_forgotten_topic(struct kafka_reader *r, int16_t
         (void)flex;
         (void)m;
         if (version >= 7) {
-                m->topic = kafka_read_str(r, flex);
+                m->topic = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 7) {
                 m->partitions_count = kafka_read_array_len(r, flex, 4);
@@ -847,7 +860,7 @@ static void encode_fetch_request_forgotten_topic(struct kafka_writer *w, int16_t
         (void)flex;
         (void)m;
         if (version >= 7) {
-                kafka_write_str(w, m->topic, flex);
+                kafka_write_name(w, m->topic, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 7) {
                 kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
@@ -883,6 +896,7 @@ static void decode_tags_fetch_request(struct kafka_reader *r, int16_t version, s
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -979,6 +993,7 @@ static void encode_fetch_request(struct kafka_writer *w, int16_t version, const 
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -1052,6 +1067,7 @@ static void decode_tags_fetch_response_epoch_end_offset(struct kafka_reader *r, 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1112,6 +1128,7 @@ static void decode_tags_fetch_response_leader_id_and_epoch(struct kafka_reader *
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1172,6 +1189,7 @@ static void decode_tags_fetch_response_snapshot_id(struct kafka_reader *r, int16
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1222,6 +1240,7 @@ static void decode_tags_fetch_response_aborted_transaction(struct kafka_reader *
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1278,6 +1297,7 @@ static void decode_tags_fetch_response_partition_data(struct kafka_reader *r, in
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1386,6 +1406,7 @@ static void encode_fetch_response_partition_data(struct kafka_writer *w, int16_t
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -1403,6 +1424,7 @@ static void encode_fetch_response_partition_data(struct kafka_writer *w, int16_t
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -1420,6 +1442,7 @@ static void encode_fetch_response_partition_data(struct kafka_writer *w, int16_t
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -1453,6 +1476,7 @@ static void decode_tags_fetch_response_fetchable_topic_response(struct kafka_rea
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1467,7 +1491,7 @@ static void decode_fetch_response_fetchable_topic_response(struct kafka_reader *
         bool flex = version >= 12;
         (void)flex;
         (void)m;
-        m->topic = kafka_read_str(r, flex);
+        m->topic = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 30);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct fetch_response_partition_data));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -1483,7 +1507,7 @@ static void encode_fetch_response_fetchable_topic_response(struct kafka_writer *
         bool flex = version >= 12;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->topic, flex);
+        kafka_write_name(w, m->topic, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_fetch_response_partition_data(w, version, &m->partitions[i]);
@@ -1512,6 +1536,7 @@ static void decode_tags_fetch_response_node_endpoint(struct kafka_reader *r, int
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1558,6 +1583,7 @@ static void decode_tags_fetch_response(struct kafka_reader *r, int16_t version, 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1653,6 +1679,7 @@ static void decode_tags_list_offsets_request_list_offsets_partition(struct kafka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1710,6 +1737,7 @@ static void decode_tags_list_offsets_request_list_offsets_topic(struct kafka_rea
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1724,7 +1752,7 @@ static void decode_list_offsets_request_list_offsets_topic(struct kafka_reader *
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 12);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct list_offsets_request_list_offsets_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -1740,7 +1768,7 @@ static void encode_list_offsets_request_list_offsets_topic(struct kafka_writer *
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_list_offsets_request_list_offsets_partition(w, version, &m->partitions[i]);
@@ -1767,6 +1795,7 @@ static void decode_tags_list_offsets_request(struct kafka_reader *r, int16_t ver
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1857,6 +1886,7 @@ static void decode_tags_list_offsets_response_list_offsets_partition_response(st
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1918,6 +1948,7 @@ static void decode_tags_list_offsets_response_list_offsets_topic_response(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -1932,7 +1963,7 @@ static void decode_list_offsets_response_list_offsets_topic_response(struct kafk
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 22);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct list_offsets_response_list_offsets_partition_response));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -1948,7 +1979,7 @@ static void encode_list_offsets_response_list_offsets_topic_response(struct kafk
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_list_offsets_response_list_offsets_partition_response(w, version, &m->partitions[i]);
@@ -1975,6 +2006,7 @@ static void decode_tags_list_offsets_response(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2058,6 +2090,7 @@ static void decode_tags_metadata_request_metadata_request_topic(struct kafka_rea
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2075,7 +2108,7 @@ static void decode_metadata_request_metadata_request_topic(struct kafka_reader *
         if (version >= 10) {
                 m->topic_id = kafka_read_uuid(r);
         }
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         if (flex)
                 decode_tags_metadata_request_metadata_request_topic(r, version, m);
 }
@@ -2088,7 +2121,7 @@ static void encode_metadata_request_metadata_request_topic(struct kafka_writer *
         if (version >= 10) {
                 kafka_write_uuid(w, m->topic_id);
         }
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         if (!flex)
                 return;
         kafka_write_uvarint(w, 0);
@@ -2113,6 +2146,7 @@ static void decode_tags_metadata_request(struct kafka_reader *r, int16_t version
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2215,6 +2249,7 @@ static void decode_tags_metadata_response_metadata_response_broker(struct kafka_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2274,6 +2309,7 @@ static void decode_tags_metadata_response_metadata_response_partition(struct kaf
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2362,6 +2398,7 @@ static void decode_tags_metadata_response_metadata_response_topic(struct kafka_r
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2377,7 +2414,7 @@ static void decode_metadata_response_metadata_response_topic(struct kafka_reader
         (void)flex;
         (void)m;
         m->error_code = kafka_read_i16(r);
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 10) {
                 m->topic_id = kafka_read_uuid(r);
         }
@@ -2403,7 +2440,7 @@ static void encode_metadata_response_metadata_response_topic(struct kafka_writer
         (void)flex;
         (void)m;
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 10) {
                 kafka_write_uuid(w, m->topic_id);
         }
@@ -2442,6 +2479,7 @@ static void decode_tags_metadata_response(struct kafka_reader *r, int16_t versio
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2557,6 +2595,7 @@ static void decode_tags_offset_commit_request_offset_commit_request_partition(st
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2622,6 +2661,7 @@ static void decode_tags_offset_commit_request_offset_commit_request_topic(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2636,7 +2676,7 @@ static void decode_offset_commit_request_offset_commit_request_topic(struct kafk
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 14);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_commit_request_offset_commit_request_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -2652,7 +2692,7 @@ static void encode_offset_commit_request_offset_commit_request_topic(struct kafk
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_offset_commit_request_offset_commit_request_partition(w, version, &m->partitions[i]);
@@ -2684,6 +2724,7 @@ static void decode_tags_offset_commit_request(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2698,7 +2739,7 @@ static void decode_offset_commit_request(struct kafka_reader *r, int16_t version
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->generation_id_or_member_epoch = kafka_read_i32(r);
         m->member_id = kafka_read_str(r, flex);
         if (version >= 7) {
@@ -2722,7 +2763,7 @@ static void encode_offset_commit_request(struct kafka_writer *w, int16_t version
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_i32(w, m->generation_id_or_member_epoch);
         kafka_write_str(w, m->member_id, flex);
         if (version >= 7) {
@@ -2781,6 +2822,7 @@ static void decode_tags_offset_commit_response_offset_commit_response_partition(
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2832,6 +2874,7 @@ static void decode_tags_offset_commit_response_offset_commit_response_topic(stru
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2846,7 +2889,7 @@ static void decode_offset_commit_response_offset_commit_response_topic(struct ka
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 6);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_commit_response_offset_commit_response_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -2862,7 +2905,7 @@ static void encode_offset_commit_response_offset_commit_response_topic(struct ka
         bool flex = version >= 8;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_offset_commit_response_offset_commit_response_partition(w, version, &m->partitions[i]);
@@ -2889,6 +2932,7 @@ static void decode_tags_offset_commit_response(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2978,6 +3022,7 @@ static void decode_tags_offset_fetch_request_offset_fetch_request_topic(struct k
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -2993,7 +3038,7 @@ static void decode_offset_fetch_request_offset_fetch_request_topic(struct kafka_
         (void)flex;
         (void)m;
         if (version <= 7) {
-                m->name = kafka_read_str(r, flex);
+                m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version <= 7) {
                 m->partition_indexes_count = kafka_read_array_len(r, flex, 4);
@@ -3012,7 +3057,7 @@ static void encode_offset_fetch_request_offset_fetch_request_topic(struct kafka_
         (void)flex;
         (void)m;
         if (version <= 7) {
-                kafka_write_str(w, m->name, flex);
+                kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version <= 7) {
                 kafka_write_array_len(w, m->partition_indexes || m->partition_indexes_count == 0 ? m->partition_indexes_count : -1, flex);
@@ -3043,6 +3088,7 @@ static void decode_tags_offset_fetch_request_offset_fetch_request_topics(struct 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3058,7 +3104,7 @@ static void decode_offset_fetch_request_offset_fetch_request_topics(struct kafka
         (void)flex;
         (void)m;
         if (version >= 8) {
-                m->name = kafka_read_str(r, flex);
+                m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 8) {
                 m->partition_indexes_count = kafka_read_array_len(r, flex, 4);
@@ -3077,7 +3123,7 @@ static void encode_offset_fetch_request_offset_fetch_request_topics(struct kafka
         (void)flex;
         (void)m;
         if (version >= 8) {
-                kafka_write_str(w, m->name, flex);
+                kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 8) {
                 kafka_write_array_len(w, m->partition_indexes || m->partition_indexes_count == 0 ? m->partition_indexes_count : -1, flex);
@@ -3110,6 +3156,7 @@ static void decode_tags_offset_fetch_request_offset_fetch_request_group(struct k
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3125,7 +3172,7 @@ static void decode_offset_fetch_request_offset_fetch_request_group(struct kafka_
         (void)flex;
         (void)m;
         if (version >= 8) {
-                m->group_id = kafka_read_str(r, flex);
+                m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 8) {
                 m->topics_count = kafka_read_array_len(r, flex, 1);
@@ -3145,7 +3192,7 @@ static void encode_offset_fetch_request_offset_fetch_request_group(struct kafka_
         (void)flex;
         (void)m;
         if (version >= 8) {
-                kafka_write_str(w, m->group_id, flex);
+                kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 8) {
                 kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
@@ -3176,6 +3223,7 @@ static void decode_tags_offset_fetch_request(struct kafka_reader *r, int16_t ver
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3191,7 +3239,7 @@ static void decode_offset_fetch_request(struct kafka_reader *r, int16_t version,
         (void)flex;
         (void)m;
         if (version <= 7) {
-                m->group_id = kafka_read_str(r, flex);
+                m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version <= 7) {
                 m->topics_count = kafka_read_array_len(r, flex, 1);
@@ -3222,7 +3270,7 @@ static void encode_offset_fetch_request(struct kafka_writer *w, int16_t version,
         (void)flex;
         (void)m;
         if (version <= 7) {
-                kafka_write_str(w, m->group_id, flex);
+                kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         }
         if (version <= 7) {
                 kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
@@ -3295,6 +3343,7 @@ static void decode_tags_offset_fetch_response_offset_fetch_response_partition(st
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3372,6 +3421,7 @@ static void decode_tags_offset_fetch_response_offset_fetch_response_topic(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3387,7 +3437,7 @@ static void decode_offset_fetch_response_offset_fetch_response_topic(struct kafk
         (void)flex;
         (void)m;
         if (version <= 7) {
-                m->name = kafka_read_str(r, flex);
+                m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version <= 7) {
                 m->partitions_count = kafka_read_array_len(r, flex, 1);
@@ -3407,7 +3457,7 @@ static void encode_offset_fetch_response_offset_fetch_response_topic(struct kafk
         (void)flex;
         (void)m;
         if (version <= 7) {
-                kafka_write_str(w, m->name, flex);
+                kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version <= 7) {
                 kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
@@ -3439,6 +3489,7 @@ static void decode_tags_offset_fetch_response_offset_fetch_response_partitions(s
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3516,6 +3567,7 @@ static void decode_tags_offset_fetch_response_offset_fetch_response_topics(struc
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3531,7 +3583,7 @@ static void decode_offset_fetch_response_offset_fetch_response_topics(struct kaf
         (void)flex;
         (void)m;
         if (version >= 8) {
-                m->name = kafka_read_str(r, flex);
+                m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 8) {
                 m->partitions_count = kafka_read_array_len(r, flex, 1);
@@ -3551,7 +3603,7 @@ static void encode_offset_fetch_response_offset_fetch_response_topics(struct kaf
         (void)flex;
         (void)m;
         if (version >= 8) {
-                kafka_write_str(w, m->name, flex);
+                kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 8) {
                 kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
@@ -3582,6 +3634,7 @@ static void decode_tags_offset_fetch_response_offset_fetch_response_group(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3597,7 +3650,7 @@ static void decode_offset_fetch_response_offset_fetch_response_group(struct kafk
         (void)flex;
         (void)m;
         if (version >= 8) {
-                m->group_id = kafka_read_str(r, flex);
+                m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 8) {
                 m->topics_count = kafka_read_array_len(r, flex, 1);
@@ -3620,7 +3673,7 @@ static void encode_offset_fetch_response_offset_fetch_response_group(struct kafk
         (void)flex;
         (void)m;
         if (version >= 8) {
-                kafka_write_str(w, m->group_id, flex);
+                kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 8) {
                 kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
@@ -3653,6 +3706,7 @@ static void decode_tags_offset_fetch_response(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3756,6 +3810,7 @@ static void decode_tags_find_coordinator_request(struct kafka_reader *r, int16_t
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3771,7 +3826,7 @@ static void decode_find_coordinator_request(struct kafka_reader *r, int16_t vers
         (void)flex;
         (void)m;
         if (version <= 3) {
-                m->key = kafka_read_str(r, flex);
+                m->key = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 1) {
                 m->key_type = kafka_read_i8(r);
@@ -3780,7 +3835,7 @@ static void decode_find_coordinator_request(struct kafka_reader *r, int16_t vers
                 m->coordinator_keys_count = kafka_read_array_len(r, flex, 1);
                 m->coordinator_keys = kafka_read_alloc(r, m->coordinator_keys_count, sizeof(struct kafka_str));
                 for (int32_t i = 0; m->coordinator_keys && i < m->coordinator_keys_count && !r->failed; i++) {
-                        m->coordinator_keys[i] = kafka_read_str(r, flex);
+                        m->coordinator_keys[i] = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
                 }
         }
         if (flex)
@@ -3793,7 +3848,7 @@ static void encode_find_coordinator_request(struct kafka_writer *w, int16_t vers
         (void)flex;
         (void)m;
         if (version <= 3) {
-                kafka_write_str(w, m->key, flex);
+                kafka_write_name(w, m->key, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 1) {
                 kafka_write_i8(w, m->key_type);
@@ -3801,7 +3856,7 @@ static void encode_find_coordinator_request(struct kafka_writer *w, int16_t vers
         if (version >= 4) {
                 kafka_write_array_len(w, m->coordinator_keys || m->coordinator_keys_count == 0 ? m->coordinator_keys_count : -1, flex);
                 for (int32_t i = 0; m->coordinator_keys && i < m->coordinator_keys_count; i++)
-                        kafka_write_str(w, m->coordinator_keys[i], flex);
+                        kafka_write_name(w, m->coordinator_keys[i], flex, KAFKA_ENTITY_GROUP);
         }
         if (!flex)
                 return;
@@ -3850,6 +3905,7 @@ static void decode_tags_find_coordinator_response_coordinator(struct kafka_reade
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3865,7 +3921,7 @@ static void decode_find_coordinator_response_coordinator(struct kafka_reader *r,
         (void)flex;
         (void)m;
         if (version >= 4) {
-                m->key = kafka_read_str(r, flex);
+                m->key = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 4) {
                 m->node_id = kafka_read_i32(r);
@@ -3880,7 +3936,7 @@ static void decode_find_coordinator_response_coordinator(struct kafka_reader *r,
                 m->error_code = kafka_read_i16(r);
         }
         if (version >= 4) {
-                m->error_message = kafka_read_str(r, flex);
+                m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (flex)
                 decode_tags_find_coordinator_response_coordinator(r, version, m);
@@ -3892,7 +3948,7 @@ static void encode_find_coordinator_response_coordinator(struct kafka_writer *w,
         (void)flex;
         (void)m;
         if (version >= 4) {
-                kafka_write_str(w, m->key, flex);
+                kafka_write_name(w, m->key, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 4) {
                 kafka_write_i32(w, m->node_id);
@@ -3907,7 +3963,7 @@ static void encode_find_coordinator_response_coordinator(struct kafka_writer *w,
                 kafka_write_i16(w, m->error_code);
         }
         if (version >= 4) {
-                kafka_write_str(w, m->error_message, flex);
+                kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (!flex)
                 return;
@@ -3934,6 +3990,7 @@ static void decode_tags_find_coordinator_response(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -3955,7 +4012,7 @@ static void decode_find_coordinator_response(struct kafka_reader *r, int16_t ver
                 m->error_code = kafka_read_i16(r);
         }
         if (version >= 1 && version <= 3) {
-                m->error_message = kafka_read_str(r, flex);
+                m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (version <= 3) {
                 m->node_id = kafka_read_i32(r);
@@ -3990,7 +4047,7 @@ static void encode_find_coordinator_response(struct kafka_writer *w, int16_t ver
                 kafka_write_i16(w, m->error_code);
         }
         if (version >= 1 && version <= 3) {
-                kafka_write_str(w, m->error_message, flex);
+                kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (version <= 3) {
                 kafka_write_i32(w, m->node_id);
@@ -4051,6 +4108,7 @@ static void decode_tags_join_group_request_join_group_request_protocol(struct ka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4107,6 +4165,7 @@ static void decode_tags_join_group_request(struct kafka_reader *r, int16_t versi
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4121,7 +4180,7 @@ static void decode_join_group_request(struct kafka_reader *r, int16_t version, s
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->session_timeout_ms = kafka_read_i32(r);
         if (version >= 1) {
                 m->rebalance_timeout_ms = kafka_read_i32(r);
@@ -4149,7 +4208,7 @@ static void encode_join_group_request(struct kafka_writer *w, int16_t version, c
         bool flex = version >= 6;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_i32(w, m->session_timeout_ms);
         if (version >= 1) {
                 kafka_write_i32(w, m->rebalance_timeout_ms);
@@ -4211,6 +4270,7 @@ static void decode_tags_join_group_response_join_group_response_member(struct ka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4272,6 +4332,7 @@ static void decode_tags_join_group_response(struct kafka_reader *r, int16_t vers
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4376,6 +4437,7 @@ static void decode_tags_heartbeat_request(struct kafka_reader *r, int16_t versio
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4390,7 +4452,7 @@ static void decode_heartbeat_request(struct kafka_reader *r, int16_t version, st
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->generation_id = kafka_read_i32(r);
         m->member_id = kafka_read_str(r, flex);
         if (version >= 3) {
@@ -4405,7 +4467,7 @@ static void encode_heartbeat_request(struct kafka_writer *w, int16_t version, co
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_i32(w, m->generation_id);
         kafka_write_str(w, m->member_id, flex);
         if (version >= 3) {
@@ -4452,6 +4514,7 @@ static void decode_tags_heartbeat_response(struct kafka_reader *r, int16_t versi
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4530,6 +4593,7 @@ static void decode_tags_leave_group_request_member_identity(struct kafka_reader 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4596,6 +4660,7 @@ static void decode_tags_leave_group_request(struct kafka_reader *r, int16_t vers
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4610,7 +4675,7 @@ static void decode_leave_group_request(struct kafka_reader *r, int16_t version, 
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         if (version <= 2) {
                 m->member_id = kafka_read_str(r, flex);
         }
@@ -4631,7 +4696,7 @@ static void encode_leave_group_request(struct kafka_writer *w, int16_t version, 
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         if (version <= 2) {
                 kafka_write_str(w, m->member_id, flex);
         }
@@ -4686,6 +4751,7 @@ static void decode_tags_leave_group_response_member_response(struct kafka_reader
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4750,6 +4816,7 @@ static void decode_tags_leave_group_response(struct kafka_reader *r, int16_t ver
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4839,6 +4906,7 @@ static void decode_tags_sync_group_request_sync_group_request_assignment(struct 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4894,6 +4962,7 @@ static void decode_tags_sync_group_request(struct kafka_reader *r, int16_t versi
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -4908,7 +4977,7 @@ static void decode_sync_group_request(struct kafka_reader *r, int16_t version, s
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->generation_id = kafka_read_i32(r);
         m->member_id = kafka_read_str(r, flex);
         if (version >= 3) {
@@ -4935,7 +5004,7 @@ static void encode_sync_group_request(struct kafka_writer *w, int16_t version, c
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_i32(w, m->generation_id);
         kafka_write_str(w, m->member_id, flex);
         if (version >= 3) {
@@ -4993,6 +5062,7 @@ static void decode_tags_sync_group_response(struct kafka_reader *r, int16_t vers
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5079,6 +5149,7 @@ static void decode_tags_describe_groups_request(struct kafka_reader *r, int16_t 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5096,7 +5167,7 @@ static void decode_describe_groups_request(struct kafka_reader *r, int16_t versi
         m->groups_count = kafka_read_array_len(r, flex, 1);
         m->groups = kafka_read_alloc(r, m->groups_count, sizeof(struct kafka_str));
         for (int32_t i = 0; m->groups && i < m->groups_count && !r->failed; i++) {
-                m->groups[i] = kafka_read_str(r, flex);
+                m->groups[i] = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (version >= 3) {
                 m->include_authorized_operations = kafka_read_bool(r);
@@ -5112,7 +5183,7 @@ static void encode_describe_groups_request(struct kafka_writer *w, int16_t versi
         (void)m;
         kafka_write_array_len(w, m->groups || m->groups_count == 0 ? m->groups_count : -1, flex);
         for (int32_t i = 0; m->groups && i < m->groups_count; i++)
-                kafka_write_str(w, m->groups[i], flex);
+                kafka_write_name(w, m->groups[i], flex, KAFKA_ENTITY_GROUP);
         if (version >= 3) {
                 kafka_write_bool(w, m->include_authorized_operations);
         }
@@ -5167,6 +5238,7 @@ static void decode_tags_describe_groups_response_described_group_member(struct k
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5234,6 +5306,7 @@ static void decode_tags_describe_groups_response_described_group(struct kafka_re
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5249,7 +5322,7 @@ static void decode_describe_groups_response_described_group(struct kafka_reader 
         (void)flex;
         (void)m;
         m->error_code = kafka_read_i16(r);
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->group_state = kafka_read_str(r, flex);
         m->protocol_type = kafka_read_str(r, flex);
         m->protocol_data = kafka_read_str(r, flex);
@@ -5272,7 +5345,7 @@ static void encode_describe_groups_response_described_group(struct kafka_writer 
         (void)flex;
         (void)m;
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_str(w, m->group_state, flex);
         kafka_write_str(w, m->protocol_type, flex);
         kafka_write_str(w, m->protocol_data, flex);
@@ -5305,6 +5378,7 @@ static void decode_tags_describe_groups_response(struct kafka_reader *r, int16_t
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5384,6 +5458,7 @@ static void decode_tags_list_groups_request(struct kafka_reader *r, int16_t vers
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5467,6 +5542,7 @@ static void decode_tags_list_groups_response_listed_group(struct kafka_reader *r
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5481,7 +5557,7 @@ static void decode_list_groups_response_listed_group(struct kafka_reader *r, int
         bool flex = version >= 3;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->protocol_type = kafka_read_str(r, flex);
         if (version >= 4) {
                 m->group_state = kafka_read_str(r, flex);
@@ -5495,7 +5571,7 @@ static void encode_list_groups_response_listed_group(struct kafka_writer *w, int
         bool flex = version >= 3;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_str(w, m->protocol_type, flex);
         if (version >= 4) {
                 kafka_write_str(w, m->group_state, flex);
@@ -5523,6 +5599,7 @@ static void decode_tags_list_groups_response(struct kafka_reader *r, int16_t ver
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5605,6 +5682,7 @@ static void decode_tags_sasl_handshake_request(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5671,6 +5749,7 @@ static void decode_tags_sasl_handshake_response(struct kafka_reader *r, int16_t 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5747,6 +5826,7 @@ static void decode_tags_api_versions_request(struct kafka_reader *r, int16_t ver
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5832,6 +5912,7 @@ static void decode_tags_api_versions_response_api_version(struct kafka_reader *r
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5885,6 +5966,7 @@ static void decode_tags_api_versions_response_supported_feature_key(struct kafka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -5950,6 +6032,7 @@ static void decode_tags_api_versions_response_finalized_feature_key(struct kafka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6015,6 +6098,7 @@ static void decode_tags_api_versions_response(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6130,6 +6214,7 @@ static void encode_api_versions_response(struct kafka_writer *w, int16_t version
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -6149,6 +6234,7 @@ static void encode_api_versions_response(struct kafka_writer *w, int16_t version
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -6166,6 +6252,7 @@ static void encode_api_versions_response(struct kafka_writer *w, int16_t version
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -6185,6 +6272,7 @@ static void encode_api_versions_response(struct kafka_writer *w, int16_t version
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -6244,6 +6332,7 @@ static void decode_tags_create_topics_request_creatable_replica_assignment(struc
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6302,6 +6391,7 @@ static void decode_tags_create_topics_request_creatable_topic_config(struct kafk
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6353,6 +6443,7 @@ static void decode_tags_create_topics_request_creatable_topic(struct kafka_reade
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6367,7 +6458,7 @@ static void decode_create_topics_request_creatable_topic(struct kafka_reader *r,
         bool flex = version >= 5;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->num_partitions = kafka_read_i32(r);
         m->replication_factor = kafka_read_i16(r);
         m->assignments_count = kafka_read_array_len(r, flex, 6);
@@ -6391,7 +6482,7 @@ static void encode_create_topics_request_creatable_topic(struct kafka_writer *w,
         bool flex = version >= 5;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_i32(w, m->num_partitions);
         kafka_write_i16(w, m->replication_factor);
         kafka_write_array_len(w, m->assignments || m->assignments_count == 0 ? m->assignments_count : -1, flex);
@@ -6424,6 +6515,7 @@ static void decode_tags_create_topics_request(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6514,6 +6606,7 @@ static void decode_tags_create_topics_response_creatable_topic_configs(struct ka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6594,6 +6687,7 @@ static void decode_tags_create_topics_response_creatable_topic_result(struct kaf
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6620,13 +6714,13 @@ static void decode_create_topics_response_creatable_topic_result(struct kafka_re
         bool flex = version >= 5;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 7) {
                 m->topic_id = kafka_read_uuid(r);
         }
         m->error_code = kafka_read_i16(r);
         if (version >= 1) {
-                m->error_message = kafka_read_str(r, flex);
+                m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (version >= 5) {
                 m->num_partitions = kafka_read_i32(r);
@@ -6651,13 +6745,13 @@ static void encode_create_topics_response_creatable_topic_result(struct kafka_wr
         bool flex = version >= 5;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 7) {
                 kafka_write_uuid(w, m->topic_id);
         }
         kafka_write_i16(w, m->error_code);
         if (version >= 1) {
-                kafka_write_str(w, m->error_message, flex);
+                kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (version >= 5) {
                 kafka_write_i32(w, m->num_partitions);
@@ -6681,6 +6775,7 @@ static void encode_create_topics_response_creatable_topic_result(struct kafka_wr
                 buf_init(&tmp);
                 struct kafka_writer sub;
                 kafka_writer_init(&sub, &tmp);
+                sub.names = w->names;
                 {
                         struct kafka_writer *outer = w;
                         w = &sub;
@@ -6713,6 +6808,7 @@ static void decode_tags_create_topics_response(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6796,6 +6892,7 @@ static void decode_tags_delete_topics_request_delete_topic_state(struct kafka_re
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6811,7 +6908,7 @@ static void decode_delete_topics_request_delete_topic_state(struct kafka_reader 
         (void)flex;
         (void)m;
         if (version >= 6) {
-                m->name = kafka_read_str(r, flex);
+                m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 6) {
                 m->topic_id = kafka_read_uuid(r);
@@ -6826,7 +6923,7 @@ static void encode_delete_topics_request_delete_topic_state(struct kafka_writer 
         (void)flex;
         (void)m;
         if (version >= 6) {
-                kafka_write_str(w, m->name, flex);
+                kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         }
         if (version >= 6) {
                 kafka_write_uuid(w, m->topic_id);
@@ -6854,6 +6951,7 @@ static void decode_tags_delete_topics_request(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6880,7 +6978,7 @@ static void decode_delete_topics_request(struct kafka_reader *r, int16_t version
                 m->topic_names_count = kafka_read_array_len(r, flex, 1);
                 m->topic_names = kafka_read_alloc(r, m->topic_names_count, sizeof(struct kafka_str));
                 for (int32_t i = 0; m->topic_names && i < m->topic_names_count && !r->failed; i++) {
-                        m->topic_names[i] = kafka_read_str(r, flex);
+                        m->topic_names[i] = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
                 }
         }
         m->timeout_ms = kafka_read_i32(r);
@@ -6901,7 +6999,7 @@ static void encode_delete_topics_request(struct kafka_writer *w, int16_t version
         if (version <= 5) {
                 kafka_write_array_len(w, m->topic_names || m->topic_names_count == 0 ? m->topic_names_count : -1, flex);
                 for (int32_t i = 0; m->topic_names && i < m->topic_names_count; i++)
-                        kafka_write_str(w, m->topic_names[i], flex);
+                        kafka_write_name(w, m->topic_names[i], flex, KAFKA_ENTITY_TOPIC);
         }
         kafka_write_i32(w, m->timeout_ms);
         if (!flex)
@@ -6950,6 +7048,7 @@ static void decode_tags_delete_topics_response_deletable_topic_result(struct kaf
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -6964,13 +7063,13 @@ static void decode_delete_topics_response_deletable_topic_result(struct kafka_re
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 6) {
                 m->topic_id = kafka_read_uuid(r);
         }
         m->error_code = kafka_read_i16(r);
         if (version >= 5) {
-                m->error_message = kafka_read_str(r, flex);
+                m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (flex)
                 decode_tags_delete_topics_response_deletable_topic_result(r, version, m);
@@ -6981,13 +7080,13 @@ static void encode_delete_topics_response_deletable_topic_result(struct kafka_wr
         bool flex = version >= 4;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         if (version >= 6) {
                 kafka_write_uuid(w, m->topic_id);
         }
         kafka_write_i16(w, m->error_code);
         if (version >= 5) {
-                kafka_write_str(w, m->error_message, flex);
+                kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         }
         if (!flex)
                 return;
@@ -7012,6 +7111,7 @@ static void decode_tags_delete_topics_response(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7097,6 +7197,7 @@ static void decode_tags_delete_records_request_delete_records_partition(struct k
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7148,6 +7249,7 @@ static void decode_tags_delete_records_request_delete_records_topic(struct kafka
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7162,7 +7264,7 @@ static void decode_delete_records_request_delete_records_topic(struct kafka_read
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 12);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct delete_records_request_delete_records_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -7178,7 +7280,7 @@ static void encode_delete_records_request_delete_records_topic(struct kafka_writ
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_delete_records_request_delete_records_partition(w, version, &m->partitions[i]);
@@ -7205,6 +7307,7 @@ static void decode_tags_delete_records_request(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7286,6 +7389,7 @@ static void decode_tags_delete_records_response_delete_records_partition_result(
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7339,6 +7443,7 @@ static void decode_tags_delete_records_response_delete_records_topic_result(stru
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7353,7 +7458,7 @@ static void decode_delete_records_response_delete_records_topic_result(struct ka
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 14);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct delete_records_response_delete_records_partition_result));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -7369,7 +7474,7 @@ static void encode_delete_records_response_delete_records_topic_result(struct ka
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_delete_records_response_delete_records_partition_result(w, version, &m->partitions[i]);
@@ -7396,6 +7501,7 @@ static void decode_tags_delete_records_response(struct kafka_reader *r, int16_t 
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7474,6 +7580,7 @@ static void decode_tags_init_producer_id_request(struct kafka_reader *r, int16_t
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7488,7 +7595,7 @@ static void decode_init_producer_id_request(struct kafka_reader *r, int16_t vers
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->transactional_id = kafka_read_str(r, flex);
+        m->transactional_id = kafka_read_name(r, flex, KAFKA_ENTITY_TRANSACTIONAL_ID);
         m->transaction_timeout_ms = kafka_read_i32(r);
         if (version >= 3) {
                 m->producer_id = kafka_read_i64(r);
@@ -7505,7 +7612,7 @@ static void encode_init_producer_id_request(struct kafka_writer *w, int16_t vers
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->transactional_id, flex);
+        kafka_write_name(w, m->transactional_id, flex, KAFKA_ENTITY_TRANSACTIONAL_ID);
         kafka_write_i32(w, m->transaction_timeout_ms);
         if (version >= 3) {
                 kafka_write_i64(w, m->producer_id);
@@ -7555,6 +7662,7 @@ static void decode_tags_init_producer_id_response(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7631,6 +7739,7 @@ static void decode_tags_describe_configs_request_describe_configs_resource(struc
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7689,6 +7798,7 @@ static void decode_tags_describe_configs_request(struct kafka_reader *r, int16_t
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7785,6 +7895,7 @@ static void decode_tags_describe_configs_response_describe_configs_synonym(struc
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7853,6 +7964,7 @@ static void decode_tags_describe_configs_response_describe_configs_resource_resu
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7946,6 +8058,7 @@ static void decode_tags_describe_configs_response_describe_configs_result(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -7961,7 +8074,7 @@ static void decode_describe_configs_response_describe_configs_result(struct kafk
         (void)flex;
         (void)m;
         m->error_code = kafka_read_i16(r);
-        m->error_message = kafka_read_str(r, flex);
+        m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         m->resource_type = kafka_read_i8(r);
         m->resource_name = kafka_read_str(r, flex);
         m->configs_count = kafka_read_array_len(r, flex, 7);
@@ -7980,7 +8093,7 @@ static void encode_describe_configs_response_describe_configs_result(struct kafk
         (void)flex;
         (void)m;
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->error_message, flex);
+        kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         kafka_write_i8(w, m->resource_type);
         kafka_write_str(w, m->resource_name, flex);
         kafka_write_array_len(w, m->configs || m->configs_count == 0 ? m->configs_count : -1, flex);
@@ -8009,6 +8122,7 @@ static void decode_tags_describe_configs_response(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8084,6 +8198,7 @@ static void decode_tags_sasl_authenticate_request(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8151,6 +8266,7 @@ static void decode_tags_sasl_authenticate_response(struct kafka_reader *r, int16
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8166,7 +8282,7 @@ static void decode_sasl_authenticate_response(struct kafka_reader *r, int16_t ve
         (void)flex;
         (void)m;
         m->error_code = kafka_read_i16(r);
-        m->error_message = kafka_read_str(r, flex);
+        m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         m->auth_bytes = kafka_read_bytes(r, flex);
         if (version >= 1) {
                 m->session_lifetime_ms = kafka_read_i64(r);
@@ -8181,7 +8297,7 @@ static void encode_sasl_authenticate_response(struct kafka_writer *w, int16_t ve
         (void)flex;
         (void)m;
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->error_message, flex);
+        kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         kafka_write_bytes(w, m->auth_bytes, flex);
         if (version >= 1) {
                 kafka_write_i64(w, m->session_lifetime_ms);
@@ -8233,6 +8349,7 @@ static void decode_tags_create_partitions_request_create_partitions_assignment(s
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8288,6 +8405,7 @@ static void decode_tags_create_partitions_request_create_partitions_topic(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8302,7 +8420,7 @@ static void decode_create_partitions_request_create_partitions_topic(struct kafk
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->count = kafka_read_i32(r);
         m->assignments_count = kafka_read_array_len(r, flex, 2);
         m->assignments = kafka_read_alloc(r, m->assignments_count, sizeof(struct create_partitions_request_create_partitions_assignment));
@@ -8319,7 +8437,7 @@ static void encode_create_partitions_request_create_partitions_topic(struct kafk
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_i32(w, m->count);
         kafka_write_array_len(w, m->assignments || m->assignments_count == 0 ? m->assignments_count : -1, flex);
         for (int32_t i = 0; m->assignments && i < m->assignments_count; i++)
@@ -8347,6 +8465,7 @@ static void decode_tags_create_partitions_request(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8429,6 +8548,7 @@ static void decode_tags_create_partitions_response_create_partitions_topic_resul
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8443,9 +8563,9 @@ static void decode_create_partitions_response_create_partitions_topic_result(str
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->error_code = kafka_read_i16(r);
-        m->error_message = kafka_read_str(r, flex);
+        m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         if (flex)
                 decode_tags_create_partitions_response_create_partitions_topic_result(r, version, m);
 }
@@ -8455,9 +8575,9 @@ static void encode_create_partitions_response_create_partitions_topic_result(str
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->error_message, flex);
+        kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         if (!flex)
                 return;
         kafka_write_uvarint(w, 0);
@@ -8481,6 +8601,7 @@ static void decode_tags_create_partitions_response(struct kafka_reader *r, int16
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8556,6 +8677,7 @@ static void decode_tags_delete_groups_request(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8573,7 +8695,7 @@ static void decode_delete_groups_request(struct kafka_reader *r, int16_t version
         m->groups_names_count = kafka_read_array_len(r, flex, 1);
         m->groups_names = kafka_read_alloc(r, m->groups_names_count, sizeof(struct kafka_str));
         for (int32_t i = 0; m->groups_names && i < m->groups_names_count && !r->failed; i++) {
-                m->groups_names[i] = kafka_read_str(r, flex);
+                m->groups_names[i] = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         }
         if (flex)
                 decode_tags_delete_groups_request(r, version, m);
@@ -8586,7 +8708,7 @@ static void encode_delete_groups_request(struct kafka_writer *w, int16_t version
         (void)m;
         kafka_write_array_len(w, m->groups_names || m->groups_names_count == 0 ? m->groups_names_count : -1, flex);
         for (int32_t i = 0; m->groups_names && i < m->groups_names_count; i++)
-                kafka_write_str(w, m->groups_names[i], flex);
+                kafka_write_name(w, m->groups_names[i], flex, KAFKA_ENTITY_GROUP);
         if (!flex)
                 return;
         kafka_write_uvarint(w, 0);
@@ -8632,6 +8754,7 @@ static void decode_tags_delete_groups_response_deletable_group_result(struct kaf
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8646,7 +8769,7 @@ static void decode_delete_groups_response_deletable_group_result(struct kafka_re
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->error_code = kafka_read_i16(r);
         if (flex)
                 decode_tags_delete_groups_response_deletable_group_result(r, version, m);
@@ -8657,7 +8780,7 @@ static void encode_delete_groups_response_deletable_group_result(struct kafka_wr
         bool flex = version >= 2;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_i16(w, m->error_code);
         if (!flex)
                 return;
@@ -8682,6 +8805,7 @@ static void decode_tags_delete_groups_response(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8763,6 +8887,7 @@ static void decode_tags_offset_delete_request_offset_delete_request_partition(st
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8812,6 +8937,7 @@ static void decode_tags_offset_delete_request_offset_delete_request_topic(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8826,7 +8952,7 @@ static void decode_offset_delete_request_offset_delete_request_topic(struct kafk
         bool flex = 0;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 4);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_delete_request_offset_delete_request_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -8842,7 +8968,7 @@ static void encode_offset_delete_request_offset_delete_request_topic(struct kafk
         bool flex = 0;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_offset_delete_request_offset_delete_request_partition(w, version, &m->partitions[i]);
@@ -8870,6 +8996,7 @@ static void decode_tags_offset_delete_request(struct kafka_reader *r, int16_t ve
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -8884,7 +9011,7 @@ static void decode_offset_delete_request(struct kafka_reader *r, int16_t version
         bool flex = 0;
         (void)flex;
         (void)m;
-        m->group_id = kafka_read_str(r, flex);
+        m->group_id = kafka_read_name(r, flex, KAFKA_ENTITY_GROUP);
         m->topics_count = kafka_read_array_len(r, flex, 6);
         m->topics = kafka_read_alloc(r, m->topics_count, sizeof(struct offset_delete_request_offset_delete_request_topic));
         for (int32_t i = 0; m->topics && i < m->topics_count && !r->failed; i++) {
@@ -8900,7 +9027,7 @@ static void encode_offset_delete_request(struct kafka_writer *w, int16_t version
         bool flex = 0;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->group_id, flex);
+        kafka_write_name(w, m->group_id, flex, KAFKA_ENTITY_GROUP);
         kafka_write_array_len(w, m->topics || m->topics_count == 0 ? m->topics_count : -1, flex);
         for (int32_t i = 0; m->topics && i < m->topics_count; i++)
                 encode_offset_delete_request_offset_delete_request_topic(w, version, &m->topics[i]);
@@ -8951,6 +9078,7 @@ static void decode_tags_offset_delete_response_offset_delete_response_partition(
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9002,6 +9130,7 @@ static void decode_tags_offset_delete_response_offset_delete_response_topic(stru
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9016,7 +9145,7 @@ static void decode_offset_delete_response_offset_delete_response_topic(struct ka
         bool flex = 0;
         (void)flex;
         (void)m;
-        m->name = kafka_read_str(r, flex);
+        m->name = kafka_read_name(r, flex, KAFKA_ENTITY_TOPIC);
         m->partitions_count = kafka_read_array_len(r, flex, 6);
         m->partitions = kafka_read_alloc(r, m->partitions_count, sizeof(struct offset_delete_response_offset_delete_response_partition));
         for (int32_t i = 0; m->partitions && i < m->partitions_count && !r->failed; i++) {
@@ -9032,7 +9161,7 @@ static void encode_offset_delete_response_offset_delete_response_topic(struct ka
         bool flex = 0;
         (void)flex;
         (void)m;
-        kafka_write_str(w, m->name, flex);
+        kafka_write_name(w, m->name, flex, KAFKA_ENTITY_TOPIC);
         kafka_write_array_len(w, m->partitions || m->partitions_count == 0 ? m->partitions_count : -1, flex);
         for (int32_t i = 0; m->partitions && i < m->partitions_count; i++)
                 encode_offset_delete_response_offset_delete_response_partition(w, version, &m->partitions[i]);
@@ -9059,6 +9188,7 @@ static void decode_tags_offset_delete_response(struct kafka_reader *r, int16_t v
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9137,6 +9267,7 @@ static void decode_tags_describe_cluster_request(struct kafka_reader *r, int16_t
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9214,6 +9345,7 @@ static void decode_tags_describe_cluster_response_describe_cluster_broker(struct
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9273,6 +9405,7 @@ static void decode_tags_describe_cluster_response(struct kafka_reader *r, int16_
                         return;
                 }
                 struct kafka_reader sub = kafka_reader_from(r->p, size, r->arena);
+                sub.names = r->names;
                 r->p += size;
                 (void)sub;
                 switch (tag) {
@@ -9289,7 +9422,7 @@ static void decode_describe_cluster_response(struct kafka_reader *r, int16_t ver
         (void)m;
         m->throttle_time_ms = kafka_read_i32(r);
         m->error_code = kafka_read_i16(r);
-        m->error_message = kafka_read_str(r, flex);
+        m->error_message = kafka_read_name(r, flex, KAFKA_ENTITY_MESSAGE);
         if (version >= 1) {
                 m->endpoint_type = kafka_read_i8(r);
         }
@@ -9313,7 +9446,7 @@ static void encode_describe_cluster_response(struct kafka_writer *w, int16_t ver
         (void)m;
         kafka_write_i32(w, m->throttle_time_ms);
         kafka_write_i16(w, m->error_code);
-        kafka_write_str(w, m->error_message, flex);
+        kafka_write_name(w, m->error_message, flex, KAFKA_ENTITY_MESSAGE);
         if (version >= 1) {
                 kafka_write_i8(w, m->endpoint_type);
         }
