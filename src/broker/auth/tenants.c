@@ -85,6 +85,85 @@ void tenants_free(struct tenants *t)
         free(t);
 }
 
+static bool valid_id(const char *id)
+{
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                        return false;
+        return true;
+}
+
+/* quotas.<name>: a non-negative number, or absent (unlimited, -1). */
+static int quota_field(json_t *q, const char *name, bool integer, double *out, const char *where, char *err,
+                       size_t err_len)
+{
+        json_t *v = json_object_get(q, name);
+        *out = -1;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e15 ||
+            (integer && !json_is_integer(v))) {
+                snprintf(err, err_len, "%s.quotas.%s: must be a non-negative %s (or left out for no limit)", where,
+                         name, integer ? "integer" : "number");
+                return -EINVAL;
+        }
+        *out = json_number_value(v);
+        return 0;
+}
+
+static int parse_quotas(json_t *q, struct tenant_quotas *out, const char *where, char *err, size_t err_len)
+{
+        static const char *const known[] = { "produce_bytes_per_sec", "fetch_bytes_per_sec", "burst_seconds",
+                                             "requests_per_sec", "max_connections", "connections_per_sec",
+                                             "max_partitions", NULL };
+        double max_conns, max_parts;
+        out->burst_seconds = 1;
+        if (!q)
+                q = json_object(); /* all unlimited */
+        else if (!json_is_object(q)) {
+                snprintf(err, err_len, "%s.quotas: must be an object", where);
+                return -EINVAL;
+        } else
+                json_incref(q);
+        const char *key;
+        json_t *value;
+        int rc = 0;
+        json_object_foreach(q, key, value) {
+                bool ok = false;
+                for (int i = 0; known[i]; i++)
+                        ok |= strcmp(known[i], key) == 0;
+                if (!ok) {
+                        snprintf(err, err_len, "%s.quotas.%s: unknown quota (known: produce_bytes_per_sec, "
+                                               "fetch_bytes_per_sec, burst_seconds, requests_per_sec, "
+                                               "max_connections, connections_per_sec, max_partitions)", where, key);
+                        rc = -EINVAL;
+                        break;
+                }
+        }
+        double burst = -1;
+        if (rc == 0 && (quota_field(q, "produce_bytes_per_sec", false, &out->produce_bytes_per_sec, where, err, err_len) < 0 ||
+                        quota_field(q, "fetch_bytes_per_sec", false, &out->fetch_bytes_per_sec, where, err, err_len) < 0 ||
+                        quota_field(q, "burst_seconds", false, &burst, where, err, err_len) < 0 ||
+                        quota_field(q, "requests_per_sec", false, &out->requests_per_sec, where, err, err_len) < 0 ||
+                        quota_field(q, "max_connections", true, &max_conns, where, err, err_len) < 0 ||
+                        quota_field(q, "connections_per_sec", false, &out->connections_per_sec, where, err, err_len) < 0 ||
+                        quota_field(q, "max_partitions", true, &max_parts, where, err, err_len) < 0))
+                rc = -EINVAL;
+        json_decref(q);
+        if (rc < 0)
+                return rc;
+        if (burst >= 0) {
+                if (burst < 0.01 || burst > 3600) {
+                        snprintf(err, err_len, "%s.quotas.burst_seconds: must be between 0.01 and 3600", where);
+                        return -EINVAL;
+                }
+                out->burst_seconds = burst;
+        }
+        out->max_connections = (int64_t)max_conns;
+        out->max_partitions = (int64_t)max_parts;
+        return 0;
+}
+
 static int parse(json_t *root, struct tenants *t, char *err, size_t err_len)
 {
         json_t *arr = json_object_get(root, "tenants");
@@ -97,8 +176,10 @@ static int parse(json_t *root, struct tenants *t, char *err, size_t err_len)
         for (size_t i = 0; i < n; i++) {
                 json_t *tj = json_array_get(arr, i);
                 json_t *id = json_object_get(tj, "id");
-                if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 64) {
-                        snprintf(err, err_len, "tenants[%zu].id: must be a string of 1 to 64 characters", i);
+                if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 64 ||
+                    !valid_id(json_string_value(id))) {
+                        snprintf(err, err_len, "tenants[%zu].id: must be a string of 1 to 64 characters "
+                                               "from A-Z, a-z, 0-9 and '-'", i);
                         return -EINVAL;
                 }
                 for (int j = 0; j < t->ntenants; j++)
@@ -108,6 +189,10 @@ static int parse(json_t *root, struct tenants *t, char *err, size_t err_len)
                         }
                 struct tenant *tenant = &t->tenants[t->ntenants++];
                 tenant->id = xstrdup(json_string_value(id));
+                char tw[64];
+                snprintf(tw, sizeof(tw), "tenants[%zu]", i);
+                if (parse_quotas(json_object_get(tj, "quotas"), &tenant->quotas, tw, err, err_len) < 0)
+                        return -EINVAL;
                 json_t *keys = json_object_get(tj, "api_keys");
                 if (keys && !json_is_array(keys)) {
                         snprintf(err, err_len, "tenants[%zu].api_keys: must be an array", i);
