@@ -64,6 +64,7 @@ struct broker {
         int64_t tenants_size;
         uint64_t tenants_ino;
         struct map auth_failures;        /* address -> recent failed authentications */
+        struct map tenant_states;        /* LKC id -> struct tenant_state (broker/tenancy/) */
         bool data_appended;              /* something was appended this iteration */
         int64_t next_producer_id;        /* next id InitProducerId hands out */
         int64_t producer_id_block_end;   /* ids below this are reserved on disk */

@@ -19,6 +19,7 @@
 #include "broker/auth/auth.h"
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "loop/loop.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -89,6 +90,9 @@ void conn_close(struct conn *conn, const char *reason)
         loop_del_fd(broker->loop, conn->fd);
         close(conn->fd);
         conn->fd = -1;
+        loop_cancel_timer(broker->loop, conn->mute_timer);
+        conn->mute_timer = NULL;
+        tenancy_detach(conn);
         if (conn->inflight) {
                 struct request *req = conn->inflight;
                 conn->inflight = NULL;
@@ -202,7 +206,8 @@ static void conn_update_interest(struct conn *conn)
                 return;
         uint32_t ev = 0;
         bool backed_up = out_pending(conn) > OUT_HIGH_WATER;
-        if (!conn->close_after_write && !backed_up && !(conn->inflight && has_complete_frame(conn)))
+        if (!conn->close_after_write && !backed_up && !conn->mute_timer &&
+            !(conn->inflight && has_complete_frame(conn)))
                 ev |= LOOP_READABLE;
         if (out_pending(conn) > 0)
                 ev |= LOOP_WRITABLE;
@@ -215,7 +220,7 @@ static void conn_process(struct conn *conn)
         struct broker *broker = conn->broker;
         size_t off = 0;
         conn->in_dispatch = true;
-        while (conn->state == CONN_OPEN && !conn->inflight && !conn->close_after_write &&
+        while (conn->state == CONN_OPEN && !conn->inflight && !conn->close_after_write && !conn->mute_timer &&
                out_pending(conn) <= OUT_HIGH_WATER) {
                 if (conn->in.len - off < 4)
                         break;
@@ -291,6 +296,27 @@ void conn_request_done(struct conn *conn)
         conn->ready = true;
         conn->ready_next = conn->broker->ready_conns;
         conn->broker->ready_conns = conn;
+}
+
+static void on_unmute(struct loop *loop, void *arg)
+{
+        struct conn *conn = arg;
+        conn->mute_timer = NULL; /* the loop frees a fired timer */
+        if (conn->state == CONN_OPEN)
+                conn_process(conn); /* frames buffered while muted, then reading again */
+}
+
+void conn_mute(struct conn *conn, int64_t ms)
+{
+        struct broker *broker = conn->broker;
+        int64_t until = loop_now_ms(broker->loop) + ms;
+        if (ms <= 0 || conn->state != CONN_OPEN || (conn->mute_timer && conn->muted_until_ms >= until))
+                return;
+        loop_cancel_timer(broker->loop, conn->mute_timer);
+        conn->muted_until_ms = until;
+        conn->mute_timer = loop_add_timer(broker->loop, ms, on_unmute, conn);
+        if (!conn->in_dispatch)
+                conn_update_interest(conn);
 }
 
 void conn_write_raw_frame(struct conn *conn, const uint8_t *data, size_t len)

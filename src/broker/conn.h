@@ -15,6 +15,8 @@
 struct broker;
 struct listener;
 struct request;
+struct tenant_state;
+struct loop_timer;
 
 enum conn_state { CONN_OPEN = 0, CONN_CLOSING, CONN_CLOSED };
 
@@ -42,6 +44,9 @@ struct conn {
         struct sasl_session *sasl; /* the exchange in progress */
         char *principal;           /* the API key it authenticated with */
         char *tenant_id;           /* its tenant (LKC id) */
+        struct tenant_state *tenant; /* its tenant's namespace and quotas; NULL: none */
+        struct loop_timer *mute_timer; /* set while muted (a quota throttle): not read */
+        int64_t muted_until_ms;
         bool ready;                /* in broker->ready_conns */
         struct conn *ready_next;
 };
@@ -63,6 +68,9 @@ void conn_request_done(struct conn *conn);
 void conn_write_raw_frame(struct conn *conn, const uint8_t *data, size_t len);
 /* Processes the connections queued by conn_request_done() (before-sleep hook). */
 void conn_process_ready(struct broker *broker);
+/* Stops reading <conn> for <ms> (a quota throttle, Kafka's channel muting): requests
+ * already buffered wait too; responses still go out. A longer mute replaces a shorter. */
+void conn_mute(struct conn *conn, int64_t ms);
 /* Closes connections idle longer than connections.max.idle.ms. */
 void conn_sweep_idle(struct broker *broker, int64_t now_ms);
 

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "loop/loop.h"
 
@@ -67,11 +68,17 @@ static void request_complete(struct request *req)
         struct conn *conn = req->conn;
         ASSERT(conn && conn->inflight == req);
         conn->inflight = NULL;
+        /* The response (if any) is queued; the connection is then not read until the
+         * throttle ends, so clients that ignore throttle_time_ms are held back too. */
+        if (req->throttle_ms > 0) {
+                tenancy_on_throttle(req);
+                conn_mute(conn, req->throttle_ms);
+        }
         request_free(req);
         conn_request_done(conn);
 }
 
-void request_respond(struct request *req, const void *resp)
+void request_respond(struct request *req, void *resp)
 {
         struct conn *conn = req->conn;
         int16_t version = req->hdr.api_version;
@@ -81,8 +88,15 @@ void request_respond(struct request *req, const void *resp)
                         kafka_api_is_flexible(req->api, version);
         if (req->api->key == KAFKA_API_API_VERSIONS && version > req->api->max_version)
                 version = 0;
+        if (req->throttle_ms > 0 && req->api->throttle_offset >= 0) {
+                int32_t *throttle = (int32_t *)((char *)resp + req->api->throttle_offset);
+                *throttle = MAX(*throttle, req->throttle_ms);
+        }
         size_t start = kafka_response_begin(&conn->w, req->hdr.correlation_id, flexible);
+        /* A tenant's names lose their namespace prefix on the way out. */
+        conn->w.names = conn->tenant ? &conn->tenant->names : NULL;
         req->api->encode_response(&conn->w, version, resp);
+        conn->w.names = NULL;
         kafka_response_finish(&conn->w, start);
         request_complete(req);
 }
@@ -188,6 +202,10 @@ int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len)
                 return -EACCES;
         }
         capture_frame(req);
+        if (conn->tenant) {
+                req->body.names = &conn->tenant->names; /* names decode into the namespace */
+                tenancy_on_request(req);
+        }
         log_debug("request peer=%s api=%s v=%d corr=%d size=%zu", conn->peer, req->api->name, version,
                   req->hdr.correlation_id, len);
         conn->inflight = req;

@@ -39,6 +39,7 @@ struct request {
         size_t frame_len;
         void *frame_alloc;               /* the allocation holding the frame (owned) */
         int64_t received_ms;
+        int32_t throttle_ms;             /* quota throttle: sent as throttle_time_ms, then muted */
         /* Deferred completion (long-poll fetch, group commit). */
         struct request *next;            /* in a broker waiter list */
         struct loop_timer *timer;
@@ -54,8 +55,9 @@ typedef int handler_fn(struct request *req);
 int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len);
 
 /* Encodes <resp> (the generated response struct of req->api) after the response header
- * into the connection's output, then frees <req>. */
-void request_respond(struct request *req, const void *resp);
+ * into the connection's output, then frees <req>. The response's throttle_time_ms is
+ * raised to req->throttle_ms first (hence <resp> is not const). */
+void request_respond(struct request *req, void *resp);
 /* Completes a request that gets no response (Produce acks=0), then frees <req>. */
 void request_no_response(struct request *req);
 /* <count> zeroed elements of <size> for the response, freed with <req>. */

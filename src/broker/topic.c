@@ -134,9 +134,19 @@ static char *partition_dir(struct broker *broker, const char *topic, int32_t p)
         return xasprintf("%s/%s-%d", broker->data_dir, topic, p);
 }
 
-static char *meta_path(struct broker *broker, const char *topic)
+/* Longest topic name whose metadata file "<name>.properties" (and its ".tmp" while being
+ * replaced) fits in NAME_MAX; longer names (Kafka allows 249) use the topic id instead,
+ * and the file's name= line says which topic it is. */
+#define META_NAME_MAX (255 - sizeof(".properties.tmp") + 1)
+
+static char *meta_path(struct broker *broker, const struct topic *topic)
 {
-        return xasprintf("%s/.topics/%s.properties", broker->data_dir, topic);
+        if (strlen(topic->name) <= META_NAME_MAX)
+                return xasprintf("%s/.topics/%s.properties", broker->data_dir, topic->name);
+        char hex[33];
+        for (int i = 0; i < 16; i++)
+                snprintf(hex + 2 * i, 3, "%02x", topic->id.b[i]);
+        return xasprintf("%s/.topics/%s.id.properties", broker->data_dir, hex);
 }
 
 /* Writes <path> atomically (temp file, fsync, rename, fsync of its directory). */
@@ -158,7 +168,8 @@ static int topic_save(struct broker *broker, const struct topic *topic)
         len += (size_t)snprintf(text + len, cap - len, "# Stratus topic metadata; written by the broker\nid=");
         for (int i = 0; i < 16; i++)
                 len += (size_t)snprintf(text + len, cap - len, "%02x", topic->id.b[i]);
-        len += (size_t)snprintf(text + len, cap - len, "\npartitions=%d\n", topic->partition_count);
+        len += (size_t)snprintf(text + len, cap - len, "\npartitions=%d\nname=%s\n", topic->partition_count,
+                                topic->name);
         const char *key;
         void *value;
         for (size_t it = 0; map_next(&topic->configs, &it, &key, &value);) {
@@ -169,7 +180,7 @@ static int topic_save(struct broker *broker, const struct topic *topic)
                 }
                 len += (size_t)snprintf(text + len, cap - len, "config.%s=%s\n", key, (char *)value);
         }
-        char *path = meta_path(broker, topic->name);
+        char *path = meta_path(broker, topic);
         int rc = write_file_atomic(path, text);
         if (rc < 0)
                 log_error("cannot write topic metadata path=%s: %s", path, strerror(-rc));
@@ -269,7 +280,7 @@ int broker_create_topic(struct broker *broker, const char *name, int32_t partiti
 
 int broker_delete_topic(struct broker *broker, struct topic *topic)
 {
-        char *path = meta_path(broker, topic->name);
+        char *path = meta_path(broker, topic);
         int rc = unlink(path) < 0 ? -errno : 0;
         free(path);
         if (rc < 0 && rc != -ENOENT) {
@@ -351,6 +362,10 @@ static int topic_load(struct broker *broker, const char *name, const char *path,
                         rc = parse_hex_uuid(value, &topic->id);
                 else if (strcmp(line, "partitions") == 0)
                         topic->partition_count = atoi(value);
+                else if (strcmp(line, "name") == 0 && value[0]) {
+                        free(topic->name); /* files written before this line existed: the file name */
+                        topic->name = xstrdup(value);
+                }
                 else if (strncmp(line, "config.", 7) == 0)
                         map_put(&topic->configs, line + 7, strlen(line + 7), xstrdup(value));
                 if (rc < 0)

@@ -14,6 +14,7 @@
 #include "broker/auth/tenants.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/tenancy/tenancy.h"
 #include "loop/loop.h"
 
 #define TENANTS_CHECK_MS 1000
@@ -58,6 +59,7 @@ static void reload(struct broker *broker)
         }
         tenants_free(broker->tenants);
         broker->tenants = t;
+        tenancy_sync(broker); /* quota changes apply at once */
         /* Connections of keys that are gone are closed. */
         int closed = 0;
         for (struct conn *c = broker->conns, *next; c; c = next) {
@@ -83,6 +85,7 @@ static void on_tenants_timer(struct loop *loop, void *arg)
 int auth_start(struct broker *broker)
 {
         map_init(&broker->auth_failures);
+        map_init(&broker->tenant_states);
         bool sasl = false;
         for (int i = 0; i < broker->nlisteners; i++)
                 sasl |= broker->listeners[i].sasl;
@@ -101,6 +104,7 @@ int auth_start(struct broker *broker)
                 return rc;
         }
         log_info("tenants file loaded: %d tenants, %zu API keys", broker->tenants->ntenants, broker->tenants->keys.len);
+        tenancy_sync(broker);
         broker->tenants_timer = loop_add_timer(broker->loop, TENANTS_CHECK_MS, on_tenants_timer, broker);
         return 0;
 }
@@ -111,6 +115,7 @@ void auth_stop(struct broker *broker)
         broker->tenants_timer = NULL;
         tenants_free(broker->tenants);
         broker->tenants = NULL;
+        tenancy_stop(broker);
         const char *key;
         void *value;
         for (size_t i = 0; map_next(&broker->auth_failures, &i, &key, &value);)
@@ -145,10 +150,18 @@ enum sasl_step auth_step(struct conn *conn, const uint8_t *in, size_t in_len, ui
         enum sasl_step step = sasl_session_step(conn->sasl, in, in_len, out, out_len, err, err_len);
         if (step == SASL_DONE) {
                 const struct tenant_key *k = sasl_session_principal(conn->sasl);
-                conn->authenticated = true;
-                conn->principal = xstrdup(k->key);
-                conn->tenant_id = xstrdup(k->tenant->id);
-                log_info("authenticated peer=%s key=%s tenant=%s", conn->peer, conn->principal, conn->tenant_id);
+                int64_t delay_ms = 0;
+                if (tenancy_attach(conn, k->tenant->id, &delay_ms, err, err_len) < 0) {
+                        step = SASL_FAILED; /* the tenant's connection limit */
+                } else {
+                        conn->authenticated = true;
+                        conn->principal = xstrdup(k->key);
+                        conn->tenant_id = xstrdup(k->tenant->id);
+                        log_info("authenticated peer=%s key=%s tenant=%s", conn->peer, conn->principal,
+                                 conn->tenant_id);
+                        /* The connection-rate quota: the client waits before its first request. */
+                        conn_mute(conn, delay_ms);
+                }
         }
         if (step != SASL_CONTINUE) {
                 sasl_session_free(conn->sasl);

@@ -5,6 +5,7 @@
 
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
@@ -40,6 +41,9 @@ int handle_create_partitions(struct request *req)
                            rt->assignments_count != rt->count - topic->partition_count) {
                         tr->error_code = KAFKA_INVALID_REPLICA_ASSIGNMENT;
                         snprintf(why, sizeof(why), "give one assignment per new partition");
+                } else if (tenancy_check_partitions(req->conn, rt->count - topic->partition_count, why,
+                                                    sizeof(why)) < 0) {
+                        tr->error_code = KAFKA_POLICY_VIOLATION;
                 } else if (!msg.validate_only) {
                         int rc = broker_add_partitions(broker, topic, rt->count);
                         if (rc < 0) {

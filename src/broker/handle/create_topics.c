@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
@@ -34,7 +35,7 @@ static int16_t create_one(struct request *req, const struct create_topics_reques
 {
         struct broker *broker = req->broker;
         struct create_topics_request_creatable_topic *ct = &msg->topics[idx];
-        const char *bad = ct->name.len >= 0 ? broker_check_topic_name(ct->name.ptr, (size_t)ct->name.len)
+        const char *bad = ct->name.len >= 0 ? tenancy_check_topic_name(req->conn, ct->name.ptr, (size_t)ct->name.len)
                                             : "topic name is null";
         if (bad) {
                 snprintf(why, why_len, "%s", bad);
@@ -106,6 +107,8 @@ static int16_t create_one(struct request *req, const struct create_topics_reques
                 }
         if (configs)
                 configs[2 * w] = NULL;
+        if (tenancy_check_partitions(req->conn, partitions, why, why_len) < 0)
+                return KAFKA_POLICY_VIOLATION;
         tr->num_partitions = partitions;
         tr->replication_factor = replication;
         if (msg->validate_only)

@@ -5,16 +5,19 @@
 
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
-static struct topic *find_by_id(struct broker *broker, struct kafka_uuid id)
+static struct topic *find_by_id(struct request *req, struct kafka_uuid id)
 {
         const char *key;
         void *value;
-        for (size_t it = 0; map_next(&broker->topics, &it, &key, &value);)
-                if (memcmp(((struct topic *)value)->id.b, id.b, 16) == 0)
-                        return value;
+        for (size_t it = 0; map_next(&req->broker->topics, &it, &key, &value);) {
+                struct topic *topic = value;
+                if (memcmp(topic->id.b, id.b, 16) == 0 && tenancy_visible(req->conn, topic->name, strlen(topic->name)))
+                        return topic;
+        }
         return NULL;
 }
 
@@ -29,7 +32,7 @@ static void delete_one(struct request *req, struct kafka_str name, struct kafka_
         if (name.len >= 0)
                 topic = broker_topic(broker, name.ptr, (size_t)name.len);
         else if (memcmp(id.b, zero.b, 16) != 0)
-                topic = find_by_id(broker, id);
+                topic = find_by_id(req, id);
         if (!topic) {
                 tr->error_code = name.len >= 0 ? KAFKA_UNKNOWN_TOPIC_OR_PARTITION : KAFKA_UNKNOWN_TOPIC_ID;
                 return;

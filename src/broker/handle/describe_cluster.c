@@ -4,6 +4,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
@@ -22,7 +23,7 @@ int handle_describe_cluster(struct request *req)
                 request_respond(req, &resp);
                 return 0;
         }
-        resp.cluster_id = request_str(req, broker->cluster_id);
+        resp.cluster_id = request_str(req, tenancy_cluster_id(req->conn));
         resp.controller_id = broker->cfg.node_id;
         resp.brokers_count = 1;
         resp.brokers = request_alloc(req, 1, sizeof(*resp.brokers));

@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
 
@@ -51,9 +52,9 @@ static void describe_topic(struct request *req, const struct describe_configs_re
                            struct describe_configs_response_describe_configs_result *rr)
 {
         struct broker *broker = req->broker;
-        struct topic *topic = res->resource_name.len > 0
-                                      ? broker_topic(broker, res->resource_name.ptr, (size_t)res->resource_name.len)
-                                      : NULL;
+        /* Resource names carry no entity type in the spec: map the topic's here. */
+        struct kafka_str name = tenancy_internal_name(req, res->resource_name);
+        struct topic *topic = res->resource_name.len > 0 ? broker_topic(broker, name.ptr, (size_t)name.len) : NULL;
         if (!topic) {
                 rr->error_code = KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                 rr->error_message = kafka_str_c("unknown topic");

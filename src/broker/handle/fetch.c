@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "broker/storage/plog.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
@@ -43,6 +44,8 @@ static int64_t fetch_fill(struct request *req, struct fetch_state *st)
         int64_t max_bytes = msg->max_bytes > 0 ? msg->max_bytes : broker->cfg.fetch_max_bytes;
         if (max_bytes > broker->cfg.fetch_max_bytes)
                 max_bytes = broker->cfg.fetch_max_bytes;
+        /* A tenant's fetch quota bounds the answer to what its bucket holds. */
+        max_bytes = tenancy_fetch_allowance(req->conn, (int32_t)max_bytes);
         int64_t total = 0;
         int k = 0;
         release_slices(st);
@@ -108,6 +111,10 @@ static void fetch_state_free(struct fetch_state *st);
 /* Answers with what fetch_fill() found, then frees <st>. */
 static void fetch_respond_and_free(struct request *req, struct fetch_state *st)
 {
+        int64_t bytes = 0;
+        for (int i = 0; i < st->nslices; i++)
+                bytes += st->slices[i].len;
+        tenancy_on_fetch(req, bytes);
         int k = 0;
         for (int32_t i = 0; i < st->resp.responses_count; i++) {
                 struct fetch_response_fetchable_topic_response *tr = &st->resp.responses[i];

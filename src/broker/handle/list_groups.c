@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "broker/group/group.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
@@ -37,7 +38,8 @@ int handle_list_groups(struct request *req)
         for (size_t i = 0; map_next(groups, &i, &key, &value);) {
                 const struct group *group = value;
                 const char *state = group_state_name(group->state);
-                if (group->state == GROUP_DEAD || !state_wanted(&msg, state))
+                if (group->state == GROUP_DEAD || !state_wanted(&msg, state) ||
+                    !tenancy_visible(req->conn, group->group_id, strlen(group->group_id)))
                         continue;
                 struct list_groups_response_listed_group *lg = &resp.groups[resp.groups_count++];
                 list_groups_response_listed_group_init(lg);

@@ -7,6 +7,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/dispatch.h"
+#include "broker/tenancy/tenancy.h"
 #include "broker/storage/plog.h"
 #include "kafka/errors.h"
 #include "kafka/gen/messages.h"
@@ -50,20 +51,23 @@ int handle_metadata(struct request *req)
         resp.brokers[0].node_id = broker->cfg.node_id;
         resp.brokers[0].host = kafka_str_c(req->conn->listener->advertised_host);
         resp.brokers[0].port = req->conn->listener->advertised_port;
-        resp.cluster_id = kafka_str_c(broker->cluster_id);
+        resp.cluster_id = kafka_str_c(tenancy_cluster_id(req->conn));
         resp.controller_id = broker->cfg.node_id;
 
         bool all = msg.topics_count < 0 || (version == 0 && msg.topics_count == 0);
         if (all) {
-                resp.topics_count = (int32_t)broker->topics.len;
-                resp.topics = request_alloc(req, resp.topics_count, sizeof(*resp.topics));
+                resp.topics = request_alloc(req, (int32_t)broker->topics.len, sizeof(*resp.topics));
                 const char *key;
                 void *value;
                 int32_t i = 0;
-                for (size_t it = 0; map_next(&broker->topics, &it, &key, &value) && i < resp.topics_count; i++) {
+                for (size_t it = 0; map_next(&broker->topics, &it, &key, &value) && i < (int32_t)broker->topics.len;) {
+                        struct topic *topic = value;
+                        if (!tenancy_visible(req->conn, topic->name, strlen(topic->name)))
+                                continue; /* another tenant's */
                         metadata_response_metadata_response_topic_init(&resp.topics[i]);
-                        fill_topic(req, value, &resp.topics[i]);
+                        fill_topic(req, topic, &resp.topics[i++]);
                 }
+                resp.topics_count = i;
                 request_respond(req, &resp);
                 return 0;
         }
@@ -84,7 +88,8 @@ int handle_metadata(struct request *req)
                         t->error_code = KAFKA_UNKNOWN_TOPIC_ID;
                         for (size_t it = 0; map_next(&broker->topics, &it, &key, &value);) {
                                 struct topic *topic = value;
-                                if (memcmp(topic->id.b, msg.topics[i].topic_id.b, 16) == 0) {
+                                if (memcmp(topic->id.b, msg.topics[i].topic_id.b, 16) == 0 &&
+                                    tenancy_visible(req->conn, topic->name, strlen(topic->name))) {
                                         t->error_code = KAFKA_NONE;
                                         fill_topic(req, topic, t);
                                 }
@@ -92,9 +97,15 @@ int handle_metadata(struct request *req)
                         continue;
                 }
                 struct topic *topic = broker_topic(broker, name.ptr, (size_t)name.len);
+                const char *bad_name = tenancy_check_topic_name(req->conn, name.ptr, (size_t)name.len);
                 if (!topic && may_create) {
-                        if (broker_check_topic_name(name.ptr, (size_t)name.len)) {
+                        char why[256];
+                        if (bad_name) {
                                 t->error_code = KAFKA_INVALID_TOPIC_EXCEPTION;
+                                continue;
+                        }
+                        if (tenancy_check_partitions(req->conn, broker->cfg.num_partitions, why, sizeof(why)) < 0) {
+                                t->error_code = KAFKA_POLICY_VIOLATION;
                                 continue;
                         }
                         char *cname = kafka_str_dup(&req->out, name);
@@ -105,9 +116,7 @@ int handle_metadata(struct request *req)
                         }
                 }
                 if (!topic) {
-                        t->error_code = broker_check_topic_name(name.ptr, (size_t)name.len)
-                                                ? KAFKA_INVALID_TOPIC_EXCEPTION
-                                                : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
+                        t->error_code = bad_name ? KAFKA_INVALID_TOPIC_EXCEPTION : KAFKA_UNKNOWN_TOPIC_OR_PARTITION;
                         continue;
                 }
                 fill_topic(req, topic, t);

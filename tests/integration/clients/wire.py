@@ -643,3 +643,167 @@ def parse_list_groups_response(payload, version):
     r.array(group)
     r.tags()
     return err, out
+
+
+# ---- topic-level APIs at their first non-flexible versions, and SASL PLAIN ------------
+# Request bodies for Metadata v4, Fetch v4, ListOffsets v1, DeleteRecords v0,
+# DeleteTopics v1, CreatePartitions v0 and DescribeConfigs v0, and decoders returning
+# the per-topic/partition error codes (what cross-tenant tests look at).
+
+METADATA, FETCH, LIST_OFFSETS, DELETE_RECORDS, DELETE_TOPICS = 3, 1, 2, 21, 20
+CREATE_PARTITIONS, DESCRIBE_CONFIGS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 37, 32, 17, 36
+
+
+def metadata_v4_body(topics, allow_auto_create=False):
+    return _array(list(topics), lambda t: _str(t, False), False) + struct.pack(">b", 1 if allow_auto_create else 0)
+
+
+def parse_metadata_v4_response(payload):
+    """Returns (cluster_id, {topic: (error_code, partition_count)})."""
+    r = Reader(payload, False)
+    r.i32()
+    r.array(lambda rr: (rr.i32(), rr.string(), rr.i32(), rr.string()))
+    cluster_id = r.string()
+    r.i32()
+    out = {}
+
+    def partition(rr):
+        rr.i16(), rr.i32(), rr.i32()
+        rr.array(lambda x: x.i32())  # replicas
+        rr.array(lambda x: x.i32())  # isr (offline replicas come at v5)
+
+    def topic(rr):
+        err, name = rr.i16(), rr.string()
+        rr.i8()
+        out[name] = (err, len(rr.array(partition)))
+    r.array(topic)
+    return cluster_id, out
+
+
+def fetch_v4_body(topic, partition, offset=0, max_bytes=1 << 20):
+    return (struct.pack(">iiiib", -1, 0, 1, max_bytes, 0) + struct.pack(">i", 1) + string(topic) +
+            struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes))
+
+
+def parse_fetch_v4_response(payload):
+    """Returns {(topic, partition): (error_code, high_watermark, record_bytes)}."""
+    r = Reader(payload, False)
+    r.i32()
+    out = {}
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(r2):
+            index, err, hw = r2.i32(), r2.i16(), r2.i64()
+            r2.i64()
+            r2.array(lambda x: (x.i64(), x.i64()))
+            records = r2.bytes()
+            out[(name, index)] = (err, hw, len(records or b""))
+        rr.array(part)
+    r.array(topic)
+    return out
+
+
+def list_offsets_v1_body(topic, partition, timestamp=-1):
+    return (struct.pack(">i", -1) + struct.pack(">i", 1) + string(topic) + struct.pack(">i", 1) +
+            struct.pack(">iq", partition, timestamp))
+
+
+def parse_list_offsets_v1_response(payload):
+    """Returns {(topic, partition): (error_code, offset)}."""
+    r = Reader(payload, False)
+    out = {}
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(r2):
+            index, err = r2.i32(), r2.i16()
+            r2.i64()
+            out[(name, index)] = (err, r2.i64())
+        rr.array(part)
+    r.array(topic)
+    return out
+
+
+def delete_records_v0_body(topic, partition, offset):
+    return (struct.pack(">i", 1) + string(topic) + struct.pack(">i", 1) + struct.pack(">iq", partition, offset) +
+            struct.pack(">i", 10000))
+
+
+def parse_delete_records_v0_response(payload):
+    """Returns {(topic, partition): error_code}."""
+    r = Reader(payload, False)
+    r.i32()
+    out = {}
+
+    def topic(rr):
+        name = rr.string()
+
+        def part(r2):
+            index, _low, err = r2.i32(), r2.i64(), r2.i16()
+            out[(name, index)] = err
+        rr.array(part)
+    r.array(topic)
+    return out
+
+
+def delete_topics_v1_body(topics):
+    return _array(list(topics), lambda t: _str(t, False), False) + struct.pack(">i", 10000)
+
+
+def parse_delete_topics_v1_response(payload):
+    """Returns {topic: error_code}."""
+    r = Reader(payload, False)
+    r.i32()
+    out = {}
+
+    def result(rr):
+        name = rr.string()
+        out[name] = rr.i16()
+    r.array(result)
+    return out
+
+
+def create_partitions_v0_body(topic, count):
+    return (struct.pack(">i", 1) + string(topic) + struct.pack(">ii", count, -1) + struct.pack(">ib", 10000, 0))
+
+
+def parse_create_partitions_v0_response(payload):
+    """Returns {topic: (error_code, error_message)}."""
+    r = Reader(payload, False)
+    r.i32()
+    out = {}
+
+    def result(rr):
+        name, err, msg = rr.string(), rr.i16(), rr.string()
+        out[name] = (err, msg)
+    r.array(result)
+    return out
+
+
+def describe_configs_v0_body(resource_type, name):
+    return struct.pack(">i", 1) + struct.pack(">b", resource_type) + string(name) + struct.pack(">i", -1)
+
+
+def parse_describe_configs_v0_response(payload):
+    """Returns [(resource_name, error_code, {config: value})]."""
+    r = Reader(payload, False)
+    r.i32()
+
+    def config(rr):
+        name, value = rr.string(), rr.string()
+        rr.i8(), rr.i8(), rr.i8()
+        return name, value
+
+    def result(rr):
+        err, _msg, _rtype, name = rr.i16(), rr.string(), rr.i8(), rr.string()
+        return name, err, dict(rr.array(config))
+    return r.array(result)
+
+
+def sasl_plain_handshake_bodies(key, secret):
+    """SaslHandshake v1 (PLAIN) and SaslAuthenticate v0 request bodies."""
+    token = b"\0" + key.encode() + b"\0" + secret.encode()
+    return string("PLAIN"), struct.pack(">i", len(token)) + token
