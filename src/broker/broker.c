@@ -22,6 +22,7 @@
 #include "broker/conn.h"
 #include "broker/dispatch.h"
 #include "broker/group/group.h"
+#include "broker/metrics.h"
 #include "broker/storage/plog.h"
 #include "broker/topic_store.h"
 #include "loop/loop.h"
@@ -467,6 +468,9 @@ int broker_start(struct broker *broker, struct loop *loop)
         rc = auth_start(broker);
         if (rc < 0)
                 return rc;
+        rc = broker_metrics_start(broker);
+        if (rc < 0)
+                return rc;
         loop_before_sleep(loop, before_sleep, broker);
         loop_add_timer(loop, broker->cfg.log_retention_check_interval_ms, on_retention_timer, broker);
         loop_add_timer(loop, MIN(broker->cfg.connections_max_idle_ms / 2 + 1, 10000), on_idle_timer, broker);
@@ -480,6 +484,7 @@ int broker_start(struct broker *broker, struct loop *loop)
 
 void broker_stop(struct broker *broker)
 {
+        broker_metrics_stop(broker);
         while (broker->conns)
                 conn_close(broker->conns, "shutdown");
         broker->ready_conns = NULL; /* all closed: nothing left to process */

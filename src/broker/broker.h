@@ -10,6 +10,7 @@
 
 #include "base/map.h"
 #include "broker/config.h"
+#include "kafka/gen/api_keys.h"
 #include "kafka/wire.h"
 
 struct loop;
@@ -18,6 +19,7 @@ struct request;
 struct plog;
 struct group_coordinator;
 struct loop_timer;
+struct http_server;
 
 /* A listener from listeners=NAME://host:port, and where clients are told to connect. */
 struct listener {
@@ -29,6 +31,7 @@ struct listener {
         int fd;
         bool sasl;            /* SASL_PLAINTEXT: clients authenticate first */
         struct broker *broker;
+        uint64_t connections_total; /* accepted since start (metrics) */
 };
 
 struct topic {
@@ -68,6 +71,10 @@ struct broker {
         bool data_appended;              /* something was appended this iteration */
         int64_t next_producer_id;        /* next id InitProducerId hands out */
         int64_t producer_id_block_end;   /* ids below this are reserved on disk */
+        /* Metrics (metrics.c): the listener, and counters since start. */
+        struct http_server *metrics_server; /* NULL without metrics.listener */
+        uint64_t requests_total[KAFKA_API_KEY_MAX + 1]; /* by API key, handed to a handler */
+        uint64_t bytes_in, bytes_out;    /* read from / written to client connections */
         bool stopping;
         bool started;          /* fully started: a stop may write the clean-shutdown marker */
 };

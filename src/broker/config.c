@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "loop/net.h"
 
 #define OFF(f) offsetof(struct broker_config, f)
 #define I32 INT32_MIN, INT32_MAX
@@ -88,6 +89,8 @@ const struct config_def config_defs[] = {
           "largest frame accepted before a client has authenticated" },
         { "cluster.id", NULL, CONFIG_STRING, "", 0, 0, OFF(cluster_id), true,
           "cluster id clients see; empty = generated once and kept in <log.dirs>/meta.properties" },
+        { "metrics.listener", NULL, CONFIG_STRING, "", 0, 0, OFF(metrics_listener), true,
+          "host:port serving GET /metrics (Prometheus text) and GET /healthz over HTTP; port 0 picks a free one; empty = off" },
 };
 
 const size_t config_def_count = sizeof(config_defs) / sizeof(config_defs[0]);
@@ -149,6 +152,14 @@ int config_parse_value(const struct config_def *def, const char *value, int64_t 
                 if (strcmp(def->name, "log.message.timestamp.type") == 0 &&
                     strcmp(value, "CreateTime") != 0 && strcmp(value, "LogAppendTime") != 0) {
                         snprintf(err, err_len, "%s: must be CreateTime or LogAppendTime, not \"%s\"",
+                                 def->name, value);
+                        return -EINVAL;
+                }
+                char host[256];
+                int port;
+                if (strcmp(def->name, "metrics.listener") == 0 && value[0] &&
+                    net_parse_hostport(value, host, sizeof(host), &port) < 0) {
+                        snprintf(err, err_len, "%s: \"%s\" is not host:port (e.g. 127.0.0.1:9644; empty = off)",
                                  def->name, value);
                         return -EINVAL;
                 }

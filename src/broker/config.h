@@ -47,6 +47,7 @@ struct broker_config {
         int32_t connection_failed_authentication_delay_ms; /* connection.failed.authentication.delay.ms */
         int32_t sasl_server_max_receive_size;    /* sasl.server.max.receive.size */
         char *cluster_id;                        /* cluster.id ("" = generated once, kept in meta.properties) */
+        char *metrics_listener;                  /* metrics.listener: host:port of GET /metrics ("" = off) */
 };
 
 enum config_type { CONFIG_BOOL, CONFIG_INT, CONFIG_LONG, CONFIG_STRING };

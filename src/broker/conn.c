@@ -77,6 +77,7 @@ void conn_accept(struct broker *broker, struct listener *listener, int fd)
                 broker->conns->prev = conn;
         broker->conns = conn;
         broker->nconns++;
+        listener->connections_total++;
         log_debug("accepted peer=%s listener=%s", conn->peer, listener->name);
 }
 
@@ -156,6 +157,7 @@ static int conn_flush(struct conn *conn)
                                 return errno == EAGAIN ? 0 : -errno;
                         }
                         conn->out_sent += (size_t)n;
+                        conn->broker->bytes_out += (uint64_t)n;
                         continue;
                 }
                 if (conn->out_part < w->nparts) {
@@ -173,6 +175,7 @@ static int conn_flush(struct conn *conn)
                                         return -EIO; /* file shorter than promised */
                                 conn->out_part_sent += n;
                                 conn->out_sent += (size_t)n;
+                                conn->broker->bytes_out += (uint64_t)n;
                                 continue;
                         }
                         if (s->release)
@@ -369,6 +372,7 @@ static void conn_read(struct conn *conn)
                         return;
                 }
                 conn->in.len += (size_t)n;
+                broker->bytes_in += (uint64_t)n;
                 conn->last_active_ms = loop_now_ms(broker->loop);
                 if ((size_t)n < want || has_complete_frame(conn))
                         break;

@@ -209,6 +209,7 @@ int dispatch_request(struct conn *conn, void *alloc, uint8_t *frame, size_t len)
         log_debug("request peer=%s api=%s v=%d corr=%d size=%zu", conn->peer, req->api->name, version,
                   req->hdr.correlation_id, len);
         conn->inflight = req;
+        broker->requests_total[key]++;
         int rc = handlers[key].fn(req);
         if (rc < 0) {
                 log_warn("closing peer=%s: malformed %s v%d request (%zu bytes)", conn->peer,

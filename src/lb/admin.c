@@ -1,8 +1,6 @@
 /* The admin endpoint: GET /metrics (Prometheus text format) and GET /healthz, served by
- * libmicrohttpd inside our loop (its epoll fd is watched; no thread of its own). */
+ * src/http/server.h inside our loop (no thread of its own). */
 #define LOG_TOPIC "admin"
-#include <errno.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +9,12 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/log.h"
+#include "http/server.h"
 #include "lb/lb.h"
-#include "loop/loop.h"
 
 struct lb_admin {
         struct lb *lb;
-        struct MHD_Daemon *daemon;
-        int epoll_fd;
-        struct loop_timer *timer;
+        struct http_server *server;
 };
 
 static void printfb(struct buf *b, const char *fmt, ...)
@@ -105,77 +101,39 @@ char *lb_metrics_text(const struct lb *lb)
         return (char *)b.data;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type, char *body)
-{
-        struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-        MHD_add_response_header(resp, "Content-Type", type);
-        enum MHD_Result rc = MHD_queue_response(conn, code, resp);
-        MHD_destroy_response(resp);
-        return rc;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
-        struct lb_admin *a = cls;
-        if (strcmp(method, "GET") != 0)
-                return respond(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", xstrdup("only GET is served\n"));
-        if (strcmp(url, "/metrics") == 0)
-                return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", lb_metrics_text(a->lb));
-        if (strcmp(url, "/healthz") == 0)
-                return respond(conn, MHD_HTTP_OK, "text/plain", xstrdup("ok\n"));
-        return respond(conn, MHD_HTTP_NOT_FOUND, "text/plain", xstrdup("not found: try /metrics or /healthz\n"));
-}
-
-static void run(struct lb_admin *a)
-{
-        MHD_run(a->daemon);
-}
-
-static void on_epoll(struct loop *loop, int fd, uint32_t events, void *arg)
-{
-        run(arg);
-}
-
-/* libmicrohttpd's own timeouts need it to run now and then even without events. */
-static void on_timer(struct loop *loop, void *arg)
+static void route_metrics(void *arg, const char *method, const char *url, struct http_reply *reply)
 {
         struct lb_admin *a = arg;
-        run(a);
-        a->timer = loop_add_timer(loop, 1000, on_timer, a);
+        reply->content_type = "text/plain; version=0.0.4";
+        reply->body = lb_metrics_text(a->lb);
+        reply->body_len = strlen(reply->body);
 }
+
+static void route_healthz(void *arg, const char *method, const char *url, struct http_reply *reply)
+{
+        reply->content_type = "text/plain";
+        reply->body = xstrdup("ok\n");
+        reply->body_len = 3;
+}
+
+static const struct http_route routes[] = {
+        { "/metrics", route_metrics },
+        { "/healthz", route_healthz },
+};
 
 struct lb_admin *admin_start(struct lb *lb, const char *addr)
 {
-        struct lb_addr parsed;
-        char err[400];
-        if (lb_addr_resolve(addr, true, &parsed, err, sizeof(err)) < 0) {
-                log_error("admin endpoint: %s", err);
-                return NULL;
-        }
         struct lb_admin *a = xcalloc(1, sizeof(*a));
         a->lb = lb;
-        a->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
-                                     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&parsed.sa,
-                                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT,
-                                     (unsigned)10, MHD_OPTION_END);
-        free(parsed.text);
-        if (!a->daemon) {
-                log_error("admin endpoint %s could not start (address in use?)", addr);
+        char err[400];
+        int rc = http_server_start(lb->loop, addr, routes, ARRAY_LEN(routes), a, NULL, &a->server, err,
+                                   sizeof(err));
+        if (rc < 0) {
+                log_error("admin endpoint: %s", err);
                 free(a);
                 return NULL;
         }
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        a->epoll_fd = info ? info->epoll_fd : -1;
-        if (a->epoll_fd < 0 || loop_add_fd(lb->loop, a->epoll_fd, LOOP_READABLE, on_epoll, a) < 0) {
-                log_error("admin endpoint %s: cannot watch libmicrohttpd", addr);
-                MHD_stop_daemon(a->daemon);
-                free(a);
-                return NULL;
-        }
-        a->timer = loop_add_timer(lb->loop, 1000, on_timer, a);
-        log_info("admin endpoint on http://%s/metrics", addr);
+        log_info("admin endpoint on http://%s/metrics", http_server_addr(a->server));
         return a;
 }
 
@@ -183,8 +141,6 @@ void admin_stop(struct lb_admin *a)
 {
         if (!a)
                 return;
-        loop_del_fd(a->lb->loop, a->epoll_fd);
-        loop_cancel_timer(a->lb->loop, a->timer);
-        MHD_stop_daemon(a->daemon);
+        http_server_stop(a->server);
         free(a);
 }

@@ -4,7 +4,7 @@
  *   lb.c      lifecycle and reload (diff of old and new configuration), accepting
  *   relay.c   one client connection relayed to one target with splice() through pipes
  *   health.c  active checks per target (TCP connect, or a Kafka ApiVersions probe)
- *   admin.c   GET /metrics (Prometheus text) and /healthz, via libmicrohttpd */
+ *   admin.c   GET /metrics (Prometheus text) and /healthz, via src/http/server.h */
 #ifndef STRATUS_LB_LB_H
 #define STRATUS_LB_LB_H
 
