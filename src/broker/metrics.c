@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/tenancy/tenancy.h"
 #include "http/server.h"
 #include "kafka/api.h"
 
@@ -108,7 +109,7 @@ void broker_metrics_text(struct broker *broker, struct buf *out)
         family(out, "stratus_broker_bytes_out_total", "counter", "Bytes written to client connections.");
         putf(out, "stratus_broker_bytes_out_total %llu\n", (unsigned long long)broker->bytes_out);
 
-        /* per-tenant series: tenancy_metrics() */
+        tenancy_metrics(broker, out);
 }
 
 static void route_metrics(void *arg, const char *method, const char *url, struct http_reply *reply)
