@@ -240,12 +240,24 @@ def test_every_api_with_the_other_tenants_names_answers_as_if_they_did_not_exist
         err, _members = wire.parse_leave_group_response(
             a.call(wire.LEAVE_GROUP, 1, wire.leave_group_body(1, group, member)), 1)
         assert err == UNKNOWN_MEMBER_ID
+        err, _assignment = wire.parse_sync_group_response(a.call(wire.SYNC_GROUP, 3, wire.sync_group_body(
+            3, group, generation, member, [(member, wire.consumer_assignment({"secret": [0]}))])), 3)
+        assert err == UNKNOWN_MEMBER_ID
         err, parts = wire.parse_offset_delete_response(
             a.call(wire.OFFSET_DELETE, 0, wire.offset_delete_body(group, {"secret": [0]})))
         assert err == GROUP_ID_NOT_FOUND
         deleted = wire.parse_delete_groups_response(
             a.call(wire.DELETE_GROUPS, 1, wire.delete_groups_body(1, [group])), 1)
         assert deleted == {group: GROUP_ID_NOT_FOUND}
+    # A joining a group of the same name makes a group of its own: B's member sees no
+    # rebalance.
+    join_a = wire.parse_join_group_response(
+        a.call(wire.JOIN_GROUP, 4, wire.join_group_body(4, "bgroup", protocols=protocols)), 4)
+    if join_a["error_code"] == 79:
+        join_a = wire.parse_join_group_response(a.call(wire.JOIN_GROUP, 4, wire.join_group_body(
+            4, "bgroup", member_id=join_a["member_id"], protocols=protocols)), 4)
+    assert join_a["error_code"] == 0 and join_a["member_id"] != member
+    assert [m[0] for m in join_a["members"]] == [join_a["member_id"]]
     a.close()
 
     # B's data, group member and offsets are untouched.
