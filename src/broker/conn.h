@@ -15,6 +15,7 @@
 struct broker;
 struct listener;
 struct request;
+struct tls_conn;
 
 enum conn_state { CONN_OPEN = 0, CONN_CLOSING, CONN_CLOSED };
 
@@ -44,6 +45,8 @@ struct conn {
         char *tenant_id;           /* its tenant (LKC id) */
         bool ready;                /* in broker->ready_conns */
         struct conn *ready_next;
+        struct tls_conn *tls;      /* TLS listeners: the session; NULL on plaintext */
+        bool read_ready;           /* queued to read bytes buffered inside OpenSSL */
 };
 
 /* Accepted socket <fd> on <listener>: creates the connection and starts reading. */
