@@ -13,6 +13,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -60,10 +61,11 @@ struct tls_conn {
 
 /* ---- errors -------------------------------------------------------------------------- */
 
-/* The reason of the last OpenSSL error into <out> (empties the error queue). */
+/* The reason of the first OpenSSL error queued (the root cause) into <out>; empties
+ * the error queue. */
 static const char *ssl_reason(char *out, size_t len, const char *fallback)
 {
-        unsigned long e = ERR_peek_last_error();
+        unsigned long e = ERR_peek_error();
         if (!e) {
                 snprintf(out, len, "%s", fallback);
         } else {
@@ -217,13 +219,22 @@ static int build_ctx(const struct tls_server *srv, SSL_CTX **out, char *err, siz
                          srv->certificate_path, ssl_reason(reason, sizeof(reason), "unreadable"));
                 goto fail;
         }
-        if (SSL_CTX_use_PrivateKey_file(ctx, srv->key_path, SSL_FILETYPE_PEM) != 1) {
+        /* Read apart from SSL_CTX_use_PrivateKey(), which also checks that it matches:
+         * "not a key" and "not this certificate's key" are different mistakes. */
+        EVP_PKEY *pkey = NULL;
+        BIO *bio = BIO_new_file(srv->key_path, "r");
+        if (bio)
+                pkey = PEM_read_bio_PrivateKey(bio, NULL, password_cb, srv->key_password);
+        BIO_free(bio);
+        if (!pkey) {
                 snprintf(err, err_len, "ssl.key.location %s: not a PEM private key%s: %s", srv->key_path,
                          srv->key_password[0] ? " (or a wrong ssl.key.password)" : " (an encrypted key needs ssl.key.password)",
                          ssl_reason(reason, sizeof(reason), "unreadable"));
                 goto fail;
         }
-        if (SSL_CTX_check_private_key(ctx) != 1) {
+        int used = SSL_CTX_use_PrivateKey(ctx, pkey);
+        EVP_PKEY_free(pkey);
+        if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
                 snprintf(err, err_len, "ssl.key.location %s does not match the certificate in %s: %s", srv->key_path,
                          srv->certificate_path, ssl_reason(reason, sizeof(reason), "key mismatch"));
                 goto fail;
