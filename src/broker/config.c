@@ -77,7 +77,7 @@ const struct config_def config_defs[] = {
           "committed offsets of a group are deleted this long after it became empty (KIP-211)" },
         { "offsets.retention.check.interval.ms", NULL, CONFIG_LONG, "600000", 1, INT64_MAX, OFF(offsets_retention_check_interval_ms), true,
           "how often expired offsets and unused groups are removed" },
-        { "listener.security.protocol.map", NULL, CONFIG_STRING, "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT", 0, 0, OFF(listener_security_protocol_map), true,
+        { "listener.security.protocol.map", NULL, CONFIG_STRING, "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 0, 0, OFF(listener_security_protocol_map), true,
           "NAME:PROTOCOL pairs giving each listener's security protocol (PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL)" },
         { "sasl.enabled.mechanisms", NULL, CONFIG_STRING, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", 0, 0, OFF(sasl_enabled_mechanisms), true,
           "SASL mechanisms offered on SASL listeners" },
