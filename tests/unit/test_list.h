@@ -12,3 +12,4 @@ TEST_ENTRY(codec_golden_frames_round_trip)
 #include "test_list_storage.h"
 #include "test_list_group.h"
 #include "test_list_lb.h"
+#include "test_list_tls.h"

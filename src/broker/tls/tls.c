@@ -417,6 +417,16 @@ void tls_conn_free(struct tls_conn *tc)
         free(tc);
 }
 
+/* Logs a failed handshake once. A peer that left before its ClientHello was read (a
+ * TCP health check, a port scan) is only a debug line. */
+static void handshake_failed(struct tls_conn *tc, bool eof, const char *reason)
+{
+        if (eof && SSL_get_state(tc->ssl) == TLS_ST_BEFORE)
+                log_debug("TLS connection closed before a handshake peer=%s", tc->peer);
+        else
+                log_warn("TLS handshake failed peer=%s: %s", tc->peer, reason);
+}
+
 /* Maps the result <ret> of an SSL call to the tls.h convention, setting *<wants>. */
 static ssize_t io_result(struct tls_conn *tc, int ret, uint32_t *wants, const char *op)
 {
@@ -433,22 +443,23 @@ static ssize_t io_result(struct tls_conn *tc, int ret, uint32_t *wants, const ch
         case SSL_ERROR_ZERO_RETURN:
                 ERR_clear_error();
                 if (!SSL_is_init_finished(tc->ssl)) {
-                        log_warn("TLS handshake failed peer=%s: closed by the peer", tc->peer);
+                        handshake_failed(tc, true, "closed by the peer");
                         return -ECONNRESET;
                 }
                 return 0;
         case SSL_ERROR_SYSCALL:
                 tc->fatal = true;
                 if (!SSL_is_init_finished(tc->ssl))
-                        log_warn("TLS handshake failed peer=%s: %s", tc->peer,
-                                 ssl_reason(reason, sizeof(reason), saved_errno ? strerror(saved_errno) : "EOF"));
+                        handshake_failed(tc, saved_errno == 0,
+                                         ssl_reason(reason, sizeof(reason), saved_errno ? strerror(saved_errno) : "EOF"));
                 ERR_clear_error();
                 return saved_errno ? -saved_errno : -ECONNRESET;
         default:
                 tc->fatal = true;
+                bool eof = ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
                 ssl_reason(reason, sizeof(reason), "protocol error");
                 if (!SSL_is_init_finished(tc->ssl))
-                        log_warn("TLS handshake failed peer=%s: %s", tc->peer, reason);
+                        handshake_failed(tc, eof, reason);
                 else
                         log_warn("TLS %s failed peer=%s: %s", op, tc->peer, reason);
                 return -EPROTO;

@@ -55,7 +55,8 @@ void tls_conn_free(struct tls_conn *tc);
 
 /* Reads up to <len> bytes of plaintext, handshaking first. Returns n > 0; 0 when the
  * peer closed; -EAGAIN (wait for tls_conn_read_wants()); another -errno when the
- * connection must close (a failed handshake is logged, once). */
+ * connection must close (a failed handshake is logged once: a warning, or a debug line
+ * when the peer left before its ClientHello, like a TCP health check). */
 ssize_t tls_conn_read(struct tls_conn *tc, void *buf, size_t len);
 /* Writes up to <len> bytes; returns the bytes taken (n > 0), -EAGAIN (wait for
  * tls_conn_write_wants(), then call again with at least the same bytes) or -errno. */
