@@ -233,6 +233,79 @@ def test_ssl_confluent_kafka_produces_and_consumes_10k_records(ssl_broker):
     assert all(m.value() == m.value()[:8] * 128 for m in got)
 
 
+def fetch_request(corr, topic, max_bytes):
+    """Fetch v4 of partition 0 of <topic> from offset 0."""
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)
+    body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
+    body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, max_bytes)
+    return frame(1, 4, corr, body)
+
+
+def fetched_offsets(resp):
+    """(correlation id, error code, [batch (first, last) offsets]) of a Fetch v4 response
+    for one partition."""
+    corr, _throttle, _ntopics = struct.unpack(">iii", resp[:12])
+    (tlen,) = struct.unpack(">h", resp[12:14])
+    pos = 14 + tlen + 4
+    _part, error_code, _hw, _lso, naborted = struct.unpack(">ihqqi", resp[pos:pos + 26])
+    pos += 26 + max(naborted, 0) * 16
+    (rlen,) = struct.unpack(">i", resp[pos:pos + 4])
+    records = resp[pos + 4:pos + 4 + rlen]
+    batches, off = [], 0
+    while off + 12 <= len(records):
+        base, blen = struct.unpack(">qi", records[off:off + 12])
+        if off + 12 + blen > len(records):
+            break  # a partial batch at the end, as Kafka allows
+        (delta,) = struct.unpack(">i", records[off + 23:off + 27])
+        batches.append((base, base + delta))
+        off += 12 + blen
+    return corr, error_code, batches
+
+
+def test_fetch_through_a_full_socket_resumes_where_it_stopped(ssl_broker):
+    # 6 MiB of records (produced over PLAINTEXT), fetched over TLS by a client that
+    # does not read at first: the broker's socket fills (its send buffer is at most
+    # 4 MiB), SSL_write says WANT_WRITE in the middle of file slices, and a request
+    # pipelined behind the fetch waits for it.
+    p = Producer({"bootstrap.servers": ssl_broker.bootstrap, "linger.ms": 20})
+    for i in range(6000):
+        p.produce("full-socket", value=(b"%08d" % i) * 128)
+    assert p.flush(60) == 0
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    raw.settimeout(30)
+    raw.connect(("127.0.0.1", ssl_broker.tls_port))
+    s = client_context(ssl_broker.ca).wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(fetch_request(5, "full-socket", 16 * 1024 * 1024) + frame(18, 0, 6))
+
+    def broker_send_queue():
+        # tx_queue of the broker's end of this connection (/proc/net/tcp, hex).
+        local = "%04X" % ssl_broker.tls_port
+        remote = "%04X" % s.getsockname()[1]
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[1].endswith(":" + local) and parts[2].endswith(":" + remote):
+                    return int(parts[4].split(":")[0], 16)
+        return 0
+    wait_until(lambda: broker_send_queue() > 64 * 1024, 10, "the broker's send queue to fill")
+    resp = recv_frame(s)
+    assert len(resp) > 5 * 1024 * 1024, "more than the broker's socket can hold"
+    corr, error_code, batches = fetched_offsets(resp)
+    assert (corr, error_code) == (5, 0)
+    assert batches[0][0] == 0 and batches[-1][1] == 5999
+    assert all(b[0] == a[1] + 1 for a, b in zip(batches, batches[1:])), "contiguous batches"
+    assert api_versions_ok_response(recv_frame(s), 6)
+    assert api_versions_ok(s, 7)
+    s.close()
+
+
+def api_versions_ok_response(resp, corr):
+    got_corr, error_code = struct.unpack(">ih", resp[:6])
+    return got_corr == corr and error_code == 0
+
+
 def test_tls_versions_follow_ssl_enabled_protocols(broker_factory, workdir, pki):
     b = start_tls_broker(broker_factory, workdir, pki, extra={"ssl.enabled.protocols": "TLSv1.3"})
     with tls_connect(b.tls_port, b.ca) as s:
