@@ -10,10 +10,16 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from conftest import free_port, frame, recv_frame, wait_until
 from test_sasl import key_entry, write_tenants
+
+# kafka-python 2.0.2 builds its SSLContext with the deprecated PROTOCOL_SSLv23 name.
+pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning")
 
 
 # ---- certificates -----------------------------------------------------------------
@@ -306,6 +312,57 @@ def api_versions_ok_response(resp, corr):
     return got_corr == corr and error_code == 0
 
 
+def test_ssl_kafka_python_produces_and_consumes(ssl_broker):
+    # kafka-python: its own protocol code over Python's ssl module.
+    p = KafkaProducer(bootstrap_servers=ssl_broker.tls_bootstrap, security_protocol="SSL",
+                      ssl_cafile=ssl_broker.ca, linger_ms=5, request_timeout_ms=15000)
+    for i in range(2000):
+        p.send("kp-ssl", value=b"kp-%d" % i)
+    p.flush(30)
+    p.close()
+    c = KafkaConsumer(bootstrap_servers=ssl_broker.tls_bootstrap, security_protocol="SSL",
+                      ssl_cafile=ssl_broker.ca, group_id=None, enable_auto_commit=False,
+                      fetch_max_wait_ms=200, request_timeout_ms=15000)
+    try:
+        tp = TopicPartition("kp-ssl", 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 2000 and time.monotonic() < deadline:
+            for msgs in c.poll(timeout_ms=500).values():
+                got.extend(m.value for m in msgs)
+    finally:
+        c.close()
+    assert got == [b"kp-%d" % i for i in range(2000)]
+
+
+def test_encrypted_key_with_ssl_key_password_and_the_password_stays_hidden(broker_factory, workdir, pki):
+    cert, key = pki.server("enc", 0xE1)
+    enc_key = os.path.join(pki.dir, "enc-encrypted.key")
+    openssl("pkey", "-in", key, "-aes256", "-passout", "pass:k3y-pass", "-out", enc_key)
+    port, tls_port = free_port(), free_port()
+    conf = {"listeners": f"PLAINTEXT://127.0.0.1:{port},SSL://127.0.0.1:{tls_port}",
+            "ssl.certificate.location": cert, "ssl.key.location": enc_key}
+    # Without the password (or with a wrong one) the key does not load: a start error.
+    for extra in ({}, {"ssl.key.password": "wrong"}):
+        b = broker_factory(port=port, start=False, overrides=dict(conf, **extra))
+        b.start(wait=False)
+        assert b.proc.wait(20) != 0
+        assert "not a PEM private key" in b.log() and "ssl.key.password" in b.log()
+    b = broker_factory(port=port, overrides=dict(conf, **{"ssl.key.password": "k3y-pass"}))
+    with tls_connect(tls_port, pki.ca) as s:
+        assert der_serial(s.getpeercert(binary_form=True)) == "E1"
+        assert api_versions_ok(s, 1)
+    assert "k3y-pass" not in b.log()
+    # DescribeConfigs does not give the password away.
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource("BROKER", "0")
+    entries = a.describe_configs([res])[res].result(20)
+    assert entries["ssl.key.password"].value == "[hidden]"
+    assert entries["ssl.key.location"].value == enc_key
+
+
 def test_tls_versions_follow_ssl_enabled_protocols(broker_factory, workdir, pki):
     b = start_tls_broker(broker_factory, workdir, pki, extra={"ssl.enabled.protocols": "TLSv1.3"})
     with tls_connect(b.tls_port, b.ca) as s:
@@ -346,6 +403,16 @@ def test_sasl_ssl_confluent_kafka_produces_and_consumes(sasl_ssl_broker, mech):
 
 
 @pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256"])
+def test_sasl_ssl_kafka_python_authenticates(sasl_ssl_broker, mech):
+    # kafka-python speaks SaslHandshake v0 and raw tokens, inside TLS.
+    p = KafkaProducer(bootstrap_servers=sasl_ssl_broker.tls_bootstrap, security_protocol="SASL_SSL",
+                      ssl_cafile=sasl_ssl_broker.ca, sasl_mechanism=mech, sasl_plain_username="KEYA",
+                      sasl_plain_password="secret-a", request_timeout_ms=15000)
+    p.send("kp-sasl-ssl", b"hello").get(timeout=20)
+    p.close()
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256"])
 def test_sasl_ssl_kcat_produces_and_consumes(sasl_ssl_broker, mech):
     topic = "kcat-sasl-ssl-" + mech.lower()
     lines = b"".join(b"m-%d\n" % i for i in range(50))
@@ -368,6 +435,10 @@ def test_sasl_ssl_wrong_password_is_refused(sasl_ssl_broker, mech):
     r = kcat(sasl_ssl_broker, "-L", "-m", "5", sasl=(mech, "KEYA", "wrong"))
     assert r.returncode != 0
     assert b"Authentication failed" in r.stderr or b"authentication" in r.stderr.lower(), r.stderr
+    with pytest.raises(KafkaError):
+        KafkaProducer(bootstrap_servers=sasl_ssl_broker.tls_bootstrap, security_protocol="SASL_SSL",
+                      ssl_cafile=sasl_ssl_broker.ca, sasl_mechanism=mech, sasl_plain_username="KEYA",
+                      sasl_plain_password="wrong", api_version_auto_timeout_ms=5000, request_timeout_ms=5000)
     # The right password still works afterwards.
     good = Producer(sasl_ssl_conf(sasl_ssl_broker, mech, "KEYA", "secret-a"))
     good.produce("after-wrong", b"ok")
