@@ -24,6 +24,7 @@
 #include "broker/group/group.h"
 #include "broker/metrics.h"
 #include "broker/storage/plog.h"
+#include "broker/tls/tls.h"
 #include "broker/topic_store.h"
 #include "loop/loop.h"
 #include "loop/net.h"
@@ -191,15 +192,18 @@ static int listener_protocol(const char *map, struct listener *l, char *err, siz
         }
         free(copy);
         if (strcmp(value, "PLAINTEXT") == 0) {
-                l->sasl = false;
+                l->sasl = l->tls = false;
         } else if (strcmp(value, "SASL_PLAINTEXT") == 0) {
                 l->sasl = true;
-        } else if (strcmp(value, "SSL") == 0 || strcmp(value, "SASL_SSL") == 0) {
-                snprintf(err, err_len, "listeners: %s uses %s: TLS listeners are not supported yet", l->name, value);
-                return -EINVAL;
+                l->tls = false;
+        } else if (strcmp(value, "SSL") == 0) {
+                l->sasl = false;
+                l->tls = true;
+        } else if (strcmp(value, "SASL_SSL") == 0) {
+                l->sasl = l->tls = true;
         } else if (proto) {
                 snprintf(err, err_len, "listener.security.protocol.map: %s:%s is not a security protocol "
-                                       "(PLAINTEXT, SASL_PLAINTEXT)", l->name, value);
+                                       "(PLAINTEXT, SASL_PLAINTEXT, SSL, SASL_SSL)", l->name, value);
                 return -EINVAL;
         } else {
                 snprintf(err, err_len, "listeners: %s has no security protocol: name it in "
@@ -313,6 +317,47 @@ static int setup_listeners(struct broker *broker)
                          broker->listeners[i].host[0] ? broker->listeners[i].host : "*",
                          broker->listeners[i].port, broker->listeners[i].advertised_host,
                          broker->listeners[i].advertised_port);
+        return rc;
+}
+
+/* Loads ssl.* for the TLS listeners (none: nothing to do). The host names checked on
+ * each certificate reload are the TLS listeners' advertised hosts. */
+static int setup_tls(struct broker *broker)
+{
+        const char **hosts = xcalloc((size_t)broker->nlisteners + 1, sizeof(*hosts));
+        int nhosts = 0;
+        bool any = false;
+        for (int i = 0; i < broker->nlisteners; i++) {
+                struct listener *l = &broker->listeners[i];
+                if (!l->tls)
+                        continue;
+                any = true;
+                bool dup = false;
+                for (int j = 0; j < nhosts; j++)
+                        dup |= strcmp(hosts[j], l->advertised_host) == 0;
+                if (!dup)
+                        hosts[nhosts++] = l->advertised_host;
+        }
+        int rc = 0;
+        if (any) {
+                struct tls_settings s = {
+                        .certificate_path = broker->cfg.ssl_certificate_location,
+                        .key_path = broker->cfg.ssl_key_location,
+                        .key_password = broker->cfg.ssl_key_password,
+                        .enabled_protocols = broker->cfg.ssl_enabled_protocols,
+                        .cipher_suites = broker->cfg.ssl_cipher_suites,
+                        .hosts = hosts,
+                        .nhosts = nhosts,
+                };
+                char err[640];
+                rc = tls_server_new(&s, broker->loop, &broker->tls, err, sizeof(err));
+                if (rc < 0)
+                        log_error("%s", err);
+                for (int i = 0; i < broker->nlisteners && rc == 0; i++)
+                        if (broker->listeners[i].tls)
+                                broker->listeners[i].tls_server = broker->tls;
+        }
+        free(hosts);
         return rc;
 }
 
@@ -465,6 +510,9 @@ int broker_start(struct broker *broker, struct loop *loop)
         rc = setup_listeners(broker);
         if (rc < 0)
                 return rc;
+        rc = setup_tls(broker);
+        if (rc < 0)
+                return rc;
         rc = auth_start(broker);
         if (rc < 0)
                 return rc;
@@ -502,6 +550,8 @@ void broker_stop(struct broker *broker)
         free(broker->listeners);
         broker->listeners = NULL;
         broker->nlisteners = 0;
+        tls_server_free(broker->tls); /* after the connections: their sessions hold the context */
+        broker->tls = NULL;
         loop_cancel_timer(broker->loop, broker->group_timer);
         broker->group_timer = NULL;
         auth_stop(broker);

@@ -20,6 +20,7 @@ struct plog;
 struct group_coordinator;
 struct loop_timer;
 struct http_server;
+struct tls_server;
 
 /* A listener from listeners=NAME://host:port, and where clients are told to connect. */
 struct listener {
@@ -29,7 +30,9 @@ struct listener {
         char *advertised_host;
         int advertised_port;
         int fd;
-        bool sasl;            /* SASL_PLAINTEXT: clients authenticate first */
+        bool sasl;            /* SASL_PLAINTEXT, SASL_SSL: clients authenticate first */
+        bool tls;             /* SSL, SASL_SSL: TLS transport */
+        struct tls_server *tls_server; /* TLS listeners: the certificate in force (shared) */
         struct broker *broker;
         uint64_t connections_total; /* accepted since start (metrics) */
 };
@@ -68,6 +71,7 @@ struct broker {
         uint64_t tenants_ino;
         struct map auth_failures;        /* address -> recent failed authentications */
         struct map tenant_states;        /* LKC id -> struct tenant_state (broker/tenancy/) */
+        struct tls_server *tls;          /* ssl.* for the TLS listeners, NULL without any */
         bool data_appended;              /* something was appended this iteration */
         int64_t next_producer_id;        /* next id InitProducerId hands out */
         int64_t producer_id_block_end;   /* ids below this are reserved on disk */

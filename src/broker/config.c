@@ -10,6 +10,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "broker/tls/tls.h"
 #include "loop/net.h"
 
 #define OFF(f) offsetof(struct broker_config, f)
@@ -77,8 +78,8 @@ const struct config_def config_defs[] = {
           "committed offsets of a group are deleted this long after it became empty (KIP-211)" },
         { "offsets.retention.check.interval.ms", NULL, CONFIG_LONG, "600000", 1, INT64_MAX, OFF(offsets_retention_check_interval_ms), true,
           "how often expired offsets and unused groups are removed" },
-        { "listener.security.protocol.map", NULL, CONFIG_STRING, "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT", 0, 0, OFF(listener_security_protocol_map), true,
-          "NAME:PROTOCOL pairs giving each listener's security protocol (PLAINTEXT or SASL_PLAINTEXT)" },
+        { "listener.security.protocol.map", NULL, CONFIG_STRING, "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 0, 0, OFF(listener_security_protocol_map), true,
+          "NAME:PROTOCOL pairs giving each listener's security protocol (PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL)" },
         { "sasl.enabled.mechanisms", NULL, CONFIG_STRING, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", 0, 0, OFF(sasl_enabled_mechanisms), true,
           "SASL mechanisms offered on SASL listeners" },
         { "tenants.file", NULL, CONFIG_STRING, "", 0, 0, OFF(tenants_file), true,
@@ -87,6 +88,16 @@ const struct config_def config_defs[] = {
           "a failed authentication is answered after this delay (growing with repeated failures from one address)" },
         { "sasl.server.max.receive.size", NULL, CONFIG_INT, "524288", 1024, INT32_MAX, OFF(sasl_server_max_receive_size), true,
           "largest frame accepted before a client has authenticated" },
+        { "ssl.certificate.location", NULL, CONFIG_STRING, "", 0, 0, OFF(ssl_certificate_location), true,
+          "PEM certificate chain (leaf first) of the SSL and SASL_SSL listeners; reloaded within a second of a change" },
+        { "ssl.key.location", NULL, CONFIG_STRING, "", 0, 0, OFF(ssl_key_location), true,
+          "PEM private key of ssl.certificate.location (unencrypted, or see ssl.key.password); reloaded with it" },
+        { "ssl.key.password", NULL, CONFIG_STRING, "", 0, 0, OFF(ssl_key_password), true,
+          "password of an encrypted ssl.key.location; empty = the key is not encrypted (never shown by DescribeConfigs)" },
+        { "ssl.enabled.protocols", NULL, CONFIG_STRING, "TLSv1.2,TLSv1.3", 0, 0, OFF(ssl_enabled_protocols), true,
+          "TLS versions the TLS listeners accept: TLSv1.2, TLSv1.3 (older ones are refused)" },
+        { "ssl.cipher.suites", NULL, CONFIG_STRING, "", 0, 0, OFF(ssl_cipher_suites), true,
+          "cipher suites in OpenSSL syntax, comma or colon separated; TLS_* names are TLS 1.3 suites; empty = OpenSSL's defaults" },
         { "cluster.id", NULL, CONFIG_STRING, "", 0, 0, OFF(cluster_id), true,
           "cluster id clients see; empty = generated once and kept in <log.dirs>/meta.properties" },
         { "metrics.listener", NULL, CONFIG_STRING, "", 0, 0, OFF(metrics_listener), true,
@@ -163,6 +174,9 @@ int config_parse_value(const struct config_def *def, const char *value, int64_t 
                                  def->name, value);
                         return -EINVAL;
                 }
+                if (strcmp(def->name, "ssl.enabled.protocols") == 0 &&
+                    tls_parse_protocols(value, NULL, NULL, err, err_len) < 0)
+                        return -EINVAL;
                 *out = 0;
                 return 0;
         }
@@ -340,6 +354,13 @@ int config_validate(const struct broker_config *cfg, char *err, size_t err_len)
         return 0;
 }
 
+/* Secrets are never shown (DescribeConfigs, logs): keys named *.password. */
+static bool is_secret(const struct config_def *def)
+{
+        size_t n = strlen(def->name);
+        return n >= 9 && strcmp(def->name + n - 9, ".password") == 0;
+}
+
 void config_format(const struct broker_config *cfg, const struct config_def *def, char *out, size_t out_len)
 {
         const char *field = (const char *)cfg + def->offset;
@@ -354,7 +375,8 @@ void config_format(const struct broker_config *cfg, const struct config_def *def
                 snprintf(out, out_len, "%" PRId64, *(const int64_t *)field);
                 break;
         case CONFIG_STRING:
-                snprintf(out, out_len, "%s", *(char *const *)field);
+                snprintf(out, out_len, "%s", is_secret(def) && (*(char *const *)field)[0] ? "[hidden]"
+                                                                                          : *(char *const *)field);
                 break;
         }
 }

@@ -46,6 +46,11 @@ struct broker_config {
         char *tenants_file;                      /* tenants.file ("" = none: single tenant, no SASL) */
         int32_t connection_failed_authentication_delay_ms; /* connection.failed.authentication.delay.ms */
         int32_t sasl_server_max_receive_size;    /* sasl.server.max.receive.size */
+        char *ssl_certificate_location;          /* ssl.certificate.location (PEM chain) */
+        char *ssl_key_location;                  /* ssl.key.location (PEM private key) */
+        char *ssl_key_password;                  /* ssl.key.password ("" = unencrypted key) */
+        char *ssl_enabled_protocols;             /* ssl.enabled.protocols */
+        char *ssl_cipher_suites;                 /* ssl.cipher.suites ("" = OpenSSL defaults) */
         char *cluster_id;                        /* cluster.id ("" = generated once, kept in meta.properties) */
         char *metrics_listener;                  /* metrics.listener: host:port of GET /metrics ("" = off) */
 };
@@ -81,7 +86,8 @@ int config_load_file(struct broker_config *cfg, const char *path, char *err, siz
 /* Checks cross-key constraints after loading. Returns 0 or -EINVAL with <err>. */
 int config_validate(const struct broker_config *cfg, char *err, size_t err_len);
 
-/* The current value of <def> in <cfg> as a string into <out>. */
+/* The current value of <def> in <cfg> as a string into <out>; a secret that is set
+ * (a key named *.password) is formatted as "[hidden]". */
 void config_format(const struct broker_config *cfg, const struct config_def *def, char *out, size_t out_len);
 
 /* The definition of broker key <name> or of topic key <name>, or NULL. */

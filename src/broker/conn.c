@@ -1,5 +1,6 @@
 /* Client connections: frame reading, one request in flight, ordered responses with
- * sendfile() for log data, backpressure, idle timeout and deferred close. */
+ * sendfile() for log data, backpressure, idle timeout and deferred close. On TLS
+ * listeners the same paths go through broker/tls (one branch per I/O call). */
 #define LOG_TOPIC "conn"
 #include "broker/conn.h"
 
@@ -20,6 +21,7 @@
 #include "broker/broker.h"
 #include "broker/dispatch.h"
 #include "broker/tenancy/tenancy.h"
+#include "broker/tls/tls.h"
 #include "loop/loop.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -30,6 +32,7 @@
 
 static void conn_on_event(struct loop *loop, int fd, uint32_t events, void *arg);
 static void conn_process(struct conn *conn);
+static void conn_read(struct conn *conn);
 
 static void describe_peer(int fd, char *out, size_t len)
 {
@@ -67,7 +70,16 @@ void conn_accept(struct broker *broker, struct listener *listener, int fd)
         conn->last_active_ms = loop_now_ms(broker->loop);
         conn->authenticated = !listener->sasl;
         describe_peer(fd, conn->peer, sizeof(conn->peer));
+        if (listener->tls_server) {
+                conn->tls = tls_conn_new(listener->tls_server, fd, conn->peer);
+                if (!conn->tls) {
+                        close(fd);
+                        free(conn);
+                        return;
+                }
+        }
         if (loop_add_fd(broker->loop, fd, LOOP_READABLE, conn_on_event, conn) < 0) {
+                tls_conn_free(conn->tls);
                 close(fd);
                 free(conn);
                 return;
@@ -89,6 +101,7 @@ void conn_close(struct conn *conn, const char *reason)
         log_debug("closing peer=%s reason=%s", conn->peer, reason);
         conn->state = CONN_CLOSED;
         loop_del_fd(broker->loop, conn->fd);
+        tls_conn_shutdown(conn->tls);
         close(conn->fd);
         conn->fd = -1;
         loop_cancel_timer(broker->loop, conn->mute_timer);
@@ -122,6 +135,7 @@ void conn_free_closed(struct broker *broker)
                 broker->closed = conn->next;
                 kafka_writer_deinit(&conn->w);
                 sasl_session_free(conn->sasl);
+                tls_conn_free(conn->tls);
                 free(conn->principal);
                 free(conn->tenant_id);
                 buf_deinit(&conn->in);
@@ -133,6 +147,47 @@ void conn_free_closed(struct broker *broker)
 static size_t out_pending(const struct conn *conn)
 {
         return kafka_writer_size(&conn->w) - conn->out_sent;
+}
+
+/* send() or TLS: bytes taken, -EAGAIN or -errno. */
+static ssize_t conn_send(struct conn *conn, const uint8_t *data, size_t len)
+{
+        if (conn->tls)
+                return tls_conn_write(conn->tls, data, len);
+        for (;;) {
+                ssize_t n = send(conn->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n >= 0 || errno != EINTR)
+                        return n >= 0 ? n : -errno;
+        }
+}
+
+/* sendfile(), or with TLS a pread() into a bounded chunk encrypted by SSL_write. */
+static ssize_t conn_sendfile(struct conn *conn, int fd, int64_t pos, size_t len)
+{
+        if (conn->tls)
+                return tls_conn_sendfile(conn->tls, fd, pos, len);
+        for (;;) {
+                off_t off = (off_t)pos;
+                ssize_t n = sendfile(conn->fd, fd, &off, len);
+                if (n > 0)
+                        return n;
+                if (n == 0)
+                        return -EIO; /* file shorter than promised */
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+/* recv() or TLS: bytes read, 0 at end of stream, -EAGAIN or -errno. */
+static ssize_t conn_recv(struct conn *conn, uint8_t *dst, size_t len)
+{
+        if (conn->tls)
+                return tls_conn_read(conn->tls, dst, len);
+        for (;;) {
+                ssize_t n = recv(conn->fd, dst, len, MSG_DONTWAIT);
+                if (n >= 0 || errno != EINTR)
+                        return n >= 0 ? n : -errno;
+        }
 }
 
 /* Sends queued output. Returns 0 (all sent or would block) or -errno (close). */
@@ -149,13 +204,9 @@ static int conn_flush(struct conn *conn)
                         slices_before += (size_t)w->parts[i].slice.len;
                 size_t buf_off = conn->out_sent - slices_before - (size_t)conn->out_part_sent;
                 if (buf_off < boundary) {
-                        ssize_t n = send(conn->fd, conn->out.data + buf_off, boundary - buf_off,
-                                         MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                return errno == EAGAIN ? 0 : -errno;
-                        }
+                        ssize_t n = conn_send(conn, conn->out.data + buf_off, boundary - buf_off);
+                        if (n < 0)
+                                return n == -EAGAIN ? 0 : (int)n;
                         conn->out_sent += (size_t)n;
                         conn->broker->bytes_out += (uint64_t)n;
                         continue;
@@ -164,15 +215,9 @@ static int conn_flush(struct conn *conn)
                         struct kafka_file_slice *s = &w->parts[conn->out_part].slice;
                         int64_t left = s->len - conn->out_part_sent;
                         if (left > 0) {
-                                off_t pos = (off_t)(s->pos + conn->out_part_sent);
-                                ssize_t n = sendfile(conn->fd, s->fd, &pos, (size_t)left);
-                                if (n < 0) {
-                                        if (errno == EINTR)
-                                                continue;
-                                        return errno == EAGAIN ? 0 : -errno;
-                                }
-                                if (n == 0)
-                                        return -EIO; /* file shorter than promised */
+                                ssize_t n = conn_sendfile(conn, s->fd, s->pos + conn->out_part_sent, (size_t)left);
+                                if (n < 0)
+                                        return n == -EAGAIN ? 0 : (int)n;
                                 conn->out_part_sent += n;
                                 conn->out_sent += (size_t)n;
                                 conn->broker->bytes_out += (uint64_t)n;
@@ -203,17 +248,43 @@ static bool has_complete_frame(const struct conn *conn)
         return conn->in.len - 4 >= load_be32(conn->in.data);
 }
 
+/* Whether to read more now (not paused for a request in flight or for output). */
+static bool conn_wants_read(const struct conn *conn)
+{
+        bool backed_up = out_pending(conn) > OUT_HIGH_WATER;
+        return !conn->close_after_write && !backed_up && !conn->mute_timer &&
+               !(conn->inflight && has_complete_frame(conn));
+}
+
 static void conn_update_interest(struct conn *conn)
 {
         if (conn->state != CONN_OPEN)
                 return;
         uint32_t ev = 0;
-        bool backed_up = out_pending(conn) > OUT_HIGH_WATER;
-        if (!conn->close_after_write && !backed_up && !conn->mute_timer &&
-            !(conn->inflight && has_complete_frame(conn)))
-                ev |= LOOP_READABLE;
-        if (out_pending(conn) > 0)
-                ev |= LOOP_WRITABLE;
+        bool reading = conn_wants_read(conn);
+        bool writing = out_pending(conn) > 0;
+        if (conn->tls) {
+                /* A TLS read may wait for writability and a write for readability. */
+                if (reading)
+                        ev |= tls_conn_read_wants(conn->tls);
+                if (writing)
+                        ev |= tls_conn_write_wants(conn->tls);
+                /* Bytes OpenSSL already decrypted raise no event: read them before
+                 * sleeping (conn_process_ready). */
+                if (reading && tls_conn_pending(conn->tls)) {
+                        conn->read_ready = true;
+                        if (!conn->ready) {
+                                conn->ready = true;
+                                conn->ready_next = conn->broker->ready_conns;
+                                conn->broker->ready_conns = conn;
+                        }
+                }
+        } else {
+                if (reading)
+                        ev |= LOOP_READABLE;
+                if (writing)
+                        ev |= LOOP_WRITABLE;
+        }
         loop_mod_fd(conn->broker->loop, conn->fd, ev);
 }
 
@@ -336,7 +407,13 @@ void conn_process_ready(struct broker *broker)
                 broker->ready_conns = conn->ready_next;
                 conn->ready = false;
                 conn->ready_next = NULL;
-                if (conn->state == CONN_OPEN)
+                bool read = conn->read_ready;
+                conn->read_ready = false;
+                if (conn->state != CONN_OPEN)
+                        continue;
+                if (read)
+                        conn_read(conn); /* ends in conn_process() */
+                else
                         conn_process(conn);
         }
 }
@@ -358,13 +435,11 @@ static void conn_read(struct conn *conn)
                         }
                 }
                 uint8_t *dst = buf_reserve(&conn->in, want);
-                ssize_t n = recv(conn->fd, dst, want, MSG_DONTWAIT);
+                ssize_t n = conn_recv(conn, dst, want);
+                if (n == -EAGAIN)
+                        break;
                 if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN)
-                                break;
-                        conn_close(conn, strerror(errno));
+                        conn_close(conn, strerror((int)-n));
                         return;
                 }
                 if (n == 0) {
@@ -374,7 +449,8 @@ static void conn_read(struct conn *conn)
                 conn->in.len += (size_t)n;
                 broker->bytes_in += (uint64_t)n;
                 conn->last_active_ms = loop_now_ms(broker->loop);
-                if ((size_t)n < want || has_complete_frame(conn))
+                /* A short recv() drained the socket; TLS returns one record at a time. */
+                if ((!conn->tls && (size_t)n < want) || has_complete_frame(conn))
                         break;
         }
         conn_process(conn);
@@ -383,6 +459,10 @@ static void conn_read(struct conn *conn)
 static void conn_on_event(struct loop *loop, int fd, uint32_t events, void *arg)
 {
         struct conn *conn = arg;
+        /* With TLS either direction may be what this event unblocks (a write waiting
+         * for readability, a read for writability): try each that has work. */
+        if (conn->tls)
+                events = (out_pending(conn) > 0 ? LOOP_WRITABLE : 0) | (conn_wants_read(conn) ? LOOP_READABLE : 0);
         if (events & LOOP_WRITABLE) {
                 int rc = conn_flush(conn);
                 if (rc < 0) {
@@ -400,7 +480,7 @@ static void conn_on_event(struct loop *loop, int fd, uint32_t events, void *arg)
                 }
                 conn_update_interest(conn);
         }
-        if ((events & LOOP_READABLE) && conn->state == CONN_OPEN)
+        if ((events & LOOP_READABLE) && conn->state == CONN_OPEN && (!conn->tls || conn_wants_read(conn)))
                 conn_read(conn);
 }
 

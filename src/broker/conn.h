@@ -17,6 +17,7 @@ struct listener;
 struct request;
 struct tenant_state;
 struct loop_timer;
+struct tls_conn;
 
 enum conn_state { CONN_OPEN = 0, CONN_CLOSING, CONN_CLOSED };
 
@@ -49,6 +50,8 @@ struct conn {
         int64_t muted_until_ms;
         bool ready;                /* in broker->ready_conns */
         struct conn *ready_next;
+        struct tls_conn *tls;      /* TLS listeners: the session; NULL on plaintext */
+        bool read_ready;           /* queued to read bytes buffered inside OpenSSL */
 };
 
 /* Accepted socket <fd> on <listener>: creates the connection and starts reading. */
