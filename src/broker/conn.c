@@ -215,7 +215,8 @@ static int conn_flush(struct conn *conn)
                         struct kafka_file_slice *s = &w->parts[conn->out_part].slice;
                         int64_t left = s->len - conn->out_part_sent;
                         if (left > 0) {
-                                ssize_t n = conn_sendfile(conn, s->fd, s->pos + conn->out_part_sent, (size_t)left);
+                                int64_t pos = s->pos + conn->out_part_sent;
+                                ssize_t n = conn_sendfile(conn, s->fd, pos, (size_t)left);
                                 if (n < 0)
                                         return n == -EAGAIN ? 0 : (int)n;
                                 conn->out_part_sent += n;
@@ -461,8 +462,11 @@ static void conn_on_event(struct loop *loop, int fd, uint32_t events, void *arg)
         struct conn *conn = arg;
         /* With TLS either direction may be what this event unblocks (a write waiting
          * for readability, a read for writability): try each that has work. */
-        if (conn->tls)
-                events = (out_pending(conn) > 0 ? LOOP_WRITABLE : 0) | (conn_wants_read(conn) ? LOOP_READABLE : 0);
+        if (conn->tls) {
+                events = out_pending(conn) > 0 ? LOOP_WRITABLE : 0;
+                if (conn_wants_read(conn))
+                        events |= LOOP_READABLE;
+        }
         if (events & LOOP_WRITABLE) {
                 int rc = conn_flush(conn);
                 if (rc < 0) {

@@ -78,8 +78,8 @@ TEST(tls_reload_takes_a_good_pair_and_refuses_bad_ones)
         snprintf(cert, sizeof(cert), "%s/cert.pem", test_tmpdir);
         snprintf(key, sizeof(key), "%s/key.pem", test_tmpdir);
         EVP_PKEY_free(make_cert(cert, key, NULL, 1, "IP:127.0.0.1,DNS:localhost", 2));
-        const char *hosts[] = { "127.0.0.1", "localhost" };
-        struct tls_settings s = { cert, key, "", "TLSv1.2,TLSv1.3", "", hosts, 2 };
+        const char *hosts[] = {"127.0.0.1", "localhost"};
+        struct tls_settings s = {cert, key, "", "TLSv1.2,TLSv1.3", "", hosts, 2};
         struct loop *loop = loop_new();
         struct tls_server *srv = NULL;
         int rc = tls_server_new(&s, loop, &srv, err, sizeof(err));

@@ -35,7 +35,7 @@ struct file_stamp {
 
 struct tls_server {
         struct loop *loop;
-        struct loop_timer *timer;     /* the next file check */
+        struct loop_timer *timer; /* the next file check */
         char *certificate_path;
         char *key_path;
         char *key_password;           /* "" = none */
@@ -44,7 +44,7 @@ struct tls_server {
         char **hosts;                 /* names the listeners are reached by */
         bool *covered;                /* per host: the certificate in force covers it */
         int nhosts;
-        SSL_CTX *ctx;                 /* in force for new handshakes (refcounted) */
+        SSL_CTX *ctx; /* in force for new handshakes (refcounted) */
         struct file_stamp cert_stamp, key_stamp;
 };
 
@@ -55,7 +55,7 @@ struct tls_conn {
         bool fatal;                       /* a protocol or socket error: no close_notify */
         uint8_t *chunk;                   /* FILE_CHUNK bytes of a file slice being sent */
         int chunk_fd;
-        int64_t chunk_pos;                /* file position of chunk[0] */
+        int64_t chunk_pos; /* file position of chunk[0] */
         size_t chunk_len, chunk_sent;
 };
 
@@ -91,13 +91,15 @@ int tls_parse_protocols(const char *list, int *min_version, int *max_version, ch
                         v = TLS1_2_VERSION;
                 } else if (n == 7 && strncmp(p, "TLSv1.3", n) == 0) {
                         v = TLS1_3_VERSION;
-                } else if ((n == 5 && strncmp(p, "TLSv1", n) == 0) || (n == 7 && strncmp(p, "TLSv1.1", n) == 0) ||
+                } else if ((n == 5 && strncmp(p, "TLSv1", n) == 0) ||
+                           (n == 7 && strncmp(p, "TLSv1.1", n) == 0) ||
                            (n == 5 && (strncmp(p, "SSLv3", n) == 0 || strncmp(p, "SSLv2", n) == 0))) {
-                        snprintf(err, err_len, "ssl.enabled.protocols: %.*s is older than TLSv1.2 and refused",
-                                 (int)n, p);
+                        snprintf(err, err_len,
+                                 "ssl.enabled.protocols: %.*s is older than TLSv1.2 and refused", (int)n, p);
                         return -EINVAL;
                 } else {
-                        snprintf(err, err_len, "ssl.enabled.protocols: \"%.*s\" is not a protocol (TLSv1.2, TLSv1.3)",
+                        snprintf(err, err_len,
+                                 "ssl.enabled.protocols: \"%.*s\" is not a protocol (TLSv1.2, TLSv1.3)",
                                  (int)MIN(n, 40), p);
                         return -EINVAL;
                 }
@@ -139,8 +141,8 @@ static int set_ciphers(SSL_CTX *ctx, const char *suites, char *err, size_t err_l
                          ssl_reason(reason, sizeof(reason), "no match"));
                 rc = -EINVAL;
         } else if (v13[0] && SSL_CTX_set_ciphersuites(ctx, v13) != 1) {
-                snprintf(err, err_len, "ssl.cipher.suites: \"%s\" is not a list of TLS 1.3 cipher suites: %s", v13,
-                         ssl_reason(reason, sizeof(reason), "no match"));
+                snprintf(err, err_len, "ssl.cipher.suites: \"%s\" is not a list of TLS 1.3 cipher suites: %s",
+                         v13, ssl_reason(reason, sizeof(reason), "no match"));
                 rc = -EINVAL;
         }
         free(v12);
@@ -195,19 +197,20 @@ static int build_ctx(const struct tls_server *srv, SSL_CTX **out, char *err, siz
         ERR_clear_error();
         SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
         if (!ctx) {
-                snprintf(err, err_len, "cannot create a TLS context: %s", ssl_reason(reason, sizeof(reason), "?"));
+                snprintf(err, err_len, "cannot create a TLS context: %s",
+                         ssl_reason(reason, sizeof(reason), "?"));
                 return -ENOMEM;
         }
         SSL_CTX_set_min_proto_version(ctx, srv->min_version);
         SSL_CTX_set_max_proto_version(ctx, srv->max_version);
         /* No renegotiation (a client-driven CPU cost); an EOF without close_notify is a
          * plain close, as Kafka clients often just close the socket. */
-        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
-                                         SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                     SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
         /* Partial writes and a buffer that may move between retries (the output buffer
          * grows); idle sessions give their record buffers back. */
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                      SSL_MODE_RELEASE_BUFFERS);
+                                  SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_default_passwd_cb(ctx, password_cb);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, srv->key_password);
         int rc = set_ciphers(ctx, srv->cipher_suites, err, err_len);
@@ -228,21 +231,24 @@ static int build_ctx(const struct tls_server *srv, SSL_CTX **out, char *err, siz
         BIO_free(bio);
         if (!pkey) {
                 snprintf(err, err_len, "ssl.key.location %s: not a PEM private key%s: %s", srv->key_path,
-                         srv->key_password[0] ? " (or a wrong ssl.key.password)" : " (an encrypted key needs ssl.key.password)",
+                         srv->key_password[0] ? " (or a wrong ssl.key.password)"
+                                              : " (an encrypted key needs ssl.key.password)",
                          ssl_reason(reason, sizeof(reason), "unreadable"));
                 goto fail;
         }
         int used = SSL_CTX_use_PrivateKey(ctx, pkey);
         EVP_PKEY_free(pkey);
         if (used != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-                snprintf(err, err_len, "ssl.key.location %s does not match the certificate in %s: %s", srv->key_path,
-                         srv->certificate_path, ssl_reason(reason, sizeof(reason), "key mismatch"));
+                snprintf(err, err_len, "ssl.key.location %s does not match the certificate in %s: %s",
+                         srv->key_path, srv->certificate_path,
+                         ssl_reason(reason, sizeof(reason), "key mismatch"));
                 goto fail;
         }
         X509 *cert = SSL_CTX_get0_certificate(ctx);
         if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
                 char serial[80], subject[256], not_after[32];
-                describe_cert(cert, serial, sizeof(serial), subject, sizeof(subject), not_after, sizeof(not_after));
+                describe_cert(cert, serial, sizeof(serial), subject, sizeof(subject), not_after,
+                              sizeof(not_after));
                 snprintf(err, err_len, "ssl.certificate.location %s: the certificate serial=%s expired at %s",
                          srv->certificate_path, serial, not_after);
                 goto fail;
@@ -263,17 +269,17 @@ static bool read_stamps(const struct tls_server *srv, struct file_stamp *cert, s
         struct stat st;
         if (stat(srv->certificate_path, &st) < 0)
                 return false;
-        *cert = (struct file_stamp){ st.st_mtim, st.st_size, st.st_ino };
+        *cert = (struct file_stamp){st.st_mtim, st.st_size, st.st_ino};
         if (stat(srv->key_path, &st) < 0)
                 return false;
-        *key = (struct file_stamp){ st.st_mtim, st.st_size, st.st_ino };
+        *key = (struct file_stamp){st.st_mtim, st.st_size, st.st_ino};
         return true;
 }
 
 static bool same_stamp(const struct file_stamp *a, const struct file_stamp *b)
 {
-        return a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec && a->size == b->size &&
-               a->ino == b->ino;
+        return a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+               a->size == b->size && a->ino == b->ino;
 }
 
 static void log_in_force(const char *what, X509 *cert)
@@ -336,7 +342,8 @@ int tls_server_new(const struct tls_settings *s, struct loop *loop, struct tls_s
                 return -EINVAL;
         }
         struct tls_server *srv = xcalloc(1, sizeof(*srv));
-        int rc = tls_parse_protocols(s->enabled_protocols, &srv->min_version, &srv->max_version, err, err_len);
+        int rc =
+            tls_parse_protocols(s->enabled_protocols, &srv->min_version, &srv->max_version, err, err_len);
         if (rc < 0) {
                 free(srv);
                 return rc;
@@ -361,7 +368,8 @@ int tls_server_new(const struct tls_settings *s, struct loop *loop, struct tls_s
                 srv->covered[i] = covers(cert, srv->hosts[i]);
                 if (!srv->covered[i])
                         log_warn("the TLS certificate in %s does not cover host %s (clients that verify host "
-                                 "names will refuse it)", srv->certificate_path, srv->hosts[i]);
+                                 "names will refuse it)",
+                                 srv->certificate_path, srv->hosts[i]);
         }
         log_in_force("TLS certificate loaded", cert);
         srv->timer = loop_add_timer(loop, CHECK_MS, on_check_timer, srv);
@@ -394,7 +402,8 @@ struct tls_conn *tls_conn_new(struct tls_server *srv, int fd, const char *peer)
         SSL *ssl = SSL_new(srv->ctx);
         if (!ssl || SSL_set_fd(ssl, fd) != 1) {
                 char reason[160];
-                log_warn("cannot start a TLS session peer=%s: %s", peer, ssl_reason(reason, sizeof(reason), "?"));
+                log_warn("cannot start a TLS session peer=%s: %s", peer,
+                         ssl_reason(reason, sizeof(reason), "?"));
                 SSL_free(ssl);
                 return NULL;
         }
@@ -450,8 +459,9 @@ static ssize_t io_result(struct tls_conn *tc, int ret, uint32_t *wants, const ch
         case SSL_ERROR_SYSCALL:
                 tc->fatal = true;
                 if (!SSL_is_init_finished(tc->ssl))
-                        handshake_failed(tc, saved_errno == 0,
-                                         ssl_reason(reason, sizeof(reason), saved_errno ? strerror(saved_errno) : "EOF"));
+                        handshake_failed(
+                            tc, saved_errno == 0,
+                            ssl_reason(reason, sizeof(reason), saved_errno ? strerror(saved_errno) : "EOF"));
                 ERR_clear_error();
                 return saved_errno ? -saved_errno : -ECONNRESET;
         default:
