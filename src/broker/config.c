@@ -355,7 +355,7 @@ int config_validate(const struct broker_config *cfg, char *err, size_t err_len)
 }
 
 /* Secrets are never shown (DescribeConfigs, logs): keys named *.password. */
-static bool is_secret(const struct config_def *def)
+bool config_is_secret(const struct config_def *def)
 {
         size_t n = strlen(def->name);
         return n >= 9 && strcmp(def->name + n - 9, ".password") == 0;
@@ -375,7 +375,7 @@ void config_format(const struct broker_config *cfg, const struct config_def *def
                 snprintf(out, out_len, "%" PRId64, *(const int64_t *)field);
                 break;
         case CONFIG_STRING:
-                snprintf(out, out_len, "%s", is_secret(def) && (*(char *const *)field)[0] ? "[hidden]"
+                snprintf(out, out_len, "%s", config_is_secret(def) && (*(char *const *)field)[0] ? "[hidden]"
                                                                                           : *(char *const *)field);
                 break;
         }

@@ -86,6 +86,8 @@ int config_load_file(struct broker_config *cfg, const char *path, char *err, siz
 /* Checks cross-key constraints after loading. Returns 0 or -EINVAL with <err>. */
 int config_validate(const struct broker_config *cfg, char *err, size_t err_len);
 
+/* Whether <def> holds a secret (keys named *.password): never shown. */
+bool config_is_secret(const struct config_def *def);
 /* The current value of <def> in <cfg> as a string into <out>; a secret that is set
  * (a key named *.password) is formatted as "[hidden]". */
 void config_format(const struct broker_config *cfg, const struct config_def *def, char *out, size_t out_len);

@@ -134,6 +134,11 @@ static void describe_broker(struct request *req, const struct describe_configs_r
                 bool is_default = strcmp(value, def->default_value) == 0;
                 c->name = kafka_str_c(def->name);
                 c->value = request_str(req, value);
+                if (config_is_secret(def) && value[0]) {
+                        c->is_sensitive = true; /* Kafka's way: a sensitive value is null */
+                        c->value = (struct kafka_str){ NULL, -1 };
+                        is_default = false;
+                }
                 c->read_only = true; /* no dynamic broker configs yet */
                 c->config_source = is_default ? CONFIG_SOURCE_DEFAULT : CONFIG_SOURCE_STATIC_BROKER;
                 c->is_default = is_default;
