@@ -14,7 +14,7 @@ PYTHON  ?= /usr/bin/python3
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 INC     := -Isrc
-LIBS    := -lpthread -lmicrohttpd -ljansson -lssl -lcrypto -lm
+LIBS    := -lpthread -lmicrohttpd -ljansson -lssl -lcrypto -lm -lrdkafka -lsqlite3 -lcurl
 FUZZ_SECONDS ?= 60
 
 LIB_SRC := $(shell find src -name '*.c' ! -name 'main.c' | sort) $(wildcard src/broker/main.c)

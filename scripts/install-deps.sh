@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEBS=(
   build-essential make pkg-config python3 clang llvm libclang-rt-14-dev
   zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libssl-dev libmicrohttpd-dev libjansson-dev
-  librdkafka-dev kcat python3-confluent-kafka python3-kafka python3-pytest
+  librdkafka-dev libsqlite3-dev libcurl4-openssl-dev kcat python3-confluent-kafka python3-kafka python3-pytest
   nodejs npm procps iproute2 haproxy openssl
   golang-go golang-github-shopify-sarama-dev
 )
