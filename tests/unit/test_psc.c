@@ -258,3 +258,284 @@ TEST(psc_heartbeat_round_trips)
         CHECK_EQ(psc_heartbeat_parse(bad, strlen(bad), &back, err, sizeof(err)), -EINVAL);
         CHECK(strstr(err, "\"load\"") != NULL);
 }
+
+/* ---- completion ----------------------------------------------------------------------- */
+
+#define GOLDEN_DIR "tests/unit/golden/psc"
+
+/* The whole of <path> (heap, NUL-terminated), or NULL. */
+static char *read_text(const char *path, size_t *len)
+{
+        FILE *f = fopen(path, "rb");
+        if (!f)
+                return NULL;
+        char *text = NULL;
+        size_t n = 0, cap = 0, got;
+        do {
+                if (cap - n < 4096) {
+                        cap = cap * 2 + 4096;
+                        text = xrealloc(text, cap + 1);
+                }
+                got = fread(text + n, 1, cap - n, f);
+                n += got;
+        } while (got > 0);
+        fclose(f);
+        text[n] = 0;
+        if (len)
+                *len = n;
+        return text;
+}
+
+static int write_text(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "wb");
+        if (!f)
+                return -1;
+        int rc = fputs(text, f) < 0 ? -1 : 0;
+        return fclose(f) || rc ? -1 : 0;
+}
+
+/* psc_complete(parse(<json>)) under the default policy as JSON text (heap, with a final
+ * newline), or NULL with the reason printed. */
+static char *complete_text(const char *json, size_t len, const char *name)
+{
+        struct psc partial, full;
+        char err[512] = "";
+        if (psc_parse(json, len, &partial, err, sizeof(err)) < 0) {
+                fprintf(stderr, "  %s: parse: %s\n", name, err);
+                return NULL;
+        }
+        int rc = psc_complete(&partial, psc_policy_default(), &full, err, sizeof(err));
+        psc_deinit(&partial);
+        if (rc < 0) {
+                fprintf(stderr, "  %s: complete: %s\n", name, err);
+                return NULL;
+        }
+        if (psc_validate_full(&full, err, sizeof(err)) < 0) {
+                fprintf(stderr, "  %s: not a full PSC: %s\n", name, err);
+                psc_deinit(&full);
+                return NULL;
+        }
+        char *text = psc_to_json(&full);
+        psc_deinit(&full);
+        char *line = xasprintf("%s\n", text);
+        free(text);
+        return line;
+}
+
+TEST(psc_complete_matches_golden_files)
+{
+        static const char *const cases[] = { "basic", "dedicated", "deleted", "no_tenants", "quotas" };
+        bool update = getenv("STRATUS_UPDATE_GOLDEN") && strcmp(getenv("STRATUS_UPDATE_GOLDEN"), "1") == 0;
+        int checked = 0;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char path[256];
+                size_t len;
+                snprintf(path, sizeof(path), GOLDEN_DIR "/%s.partial.json", cases[i]);
+                char *partial = read_text(path, &len);
+                if (!partial)
+                        fprintf(stderr, "  cannot read %s (run from the repository root)\n", path);
+                CHECK(partial != NULL);
+                char *got = complete_text(partial, len, path);
+                free(partial);
+                CHECK(got != NULL);
+                snprintf(path, sizeof(path), GOLDEN_DIR "/%s.full.json", cases[i]);
+                if (update) {
+                        CHECK_EQ(write_text(path, got), 0);
+                        fprintf(stderr, "  wrote %s\n", path);
+                }
+                char *want = read_text(path, NULL);
+                bool same = want && strcmp(want, got) == 0;
+                if (!same)
+                        fprintf(stderr, "  %s differs from psc_complete()'s output:\n%s\n"
+                                        "  (STRATUS_UPDATE_GOLDEN=1 make test rewrites it; review the diff)\n",
+                                path, got);
+                free(want);
+                free(got);
+                CHECK(same);
+                checked++;
+        }
+        CHECK_EQ(checked, 5);
+}
+
+TEST(psc_complete_is_idempotent)
+{
+        DIR *dir = opendir(GOLDEN_DIR);
+        CHECK(dir != NULL);
+        struct dirent *e;
+        int checked = 0;
+        while ((e = readdir(dir))) {
+                size_t n = strlen(e->d_name);
+                if (n < 10 || strcmp(e->d_name + n - 10, ".full.json") != 0)
+                        continue;
+                char path[512];
+                size_t len;
+                snprintf(path, sizeof(path), GOLDEN_DIR "/%s", e->d_name);
+                char *full = read_text(path, &len);
+                char *again = full ? complete_text(full, len, path) : NULL;
+                bool same = again && strcmp(full, again) == 0;
+                if (!same)
+                        fprintf(stderr, "  completing %s again changed it\n", path);
+                free(full);
+                free(again);
+                if (!same)
+                        break;
+                checked++;
+        }
+        closedir(dir);
+        CHECK_EQ(checked, 5);
+}
+
+TEST(psc_complete_fills_the_completion_part)
+{
+        struct psc partial, full;
+        char err[512] = "";
+        CHECK_EQ(parse_str(partial_doc, &partial, err, sizeof(err)), 0);
+        const struct psc_policy *policy = psc_policy_default();
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), 0);
+        CHECK(strcmp(full.policy_version, psc_policy_version(policy)) == 0);
+        CHECK_EQ(full.broker_count, 1);
+        CHECK(full.disk_bytes > 0 && strcmp(full.disk_type, "local") == 0);
+        CHECK(strcmp(full.client_security_protocol, "SASL_PLAINTEXT") == 0);
+        CHECK(strcmp(full.sasl_mechanisms, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512") == 0);
+        CHECK(strcmp(full.internal_security_protocol, "PLAINTEXT") == 0);
+        CHECK(full.lb_bootstrap);
+        CHECK_EQ(psc_validate_full(&full, err, sizeof(err)), 0);
+        /* Sorted configuration, every key one the broker knows. */
+        for (int i = 0; i < full.nbroker_config; i++) {
+                if (i > 0)
+                        CHECK(strcmp(full.broker_config[i - 1].key, full.broker_config[i].key) < 0);
+                const struct config_def *def = config_find(full.broker_config[i].key);
+                if (!def)
+                        fprintf(stderr, "  %s is not a stratus broker key\n", full.broker_config[i].key);
+                CHECK(def != NULL);
+                int64_t v;
+                CHECK_EQ(config_parse_value(def, full.broker_config[i].value, &v, err, sizeof(err)), 0);
+        }
+        /* The partial part is carried over untouched. */
+        CHECK(strcmp(full.id, partial.id) == 0 && full.generation == partial.generation);
+        CHECK_EQ(full.ntenants, 2);
+        psc_deinit(&full);
+        /* A multi-tenant PKC is sized by its type's capacity: adding a tenant changes
+         * neither its disk nor its configuration. */
+        struct psc full2;
+        partial.ingress_mbps = 90;
+        partial.partitions = 900;
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), 0);
+        partial.ingress_mbps = 1;
+        partial.partitions = 1;
+        CHECK_EQ(psc_complete(&partial, policy, &full2, err, sizeof(err)), 0);
+        CHECK_EQ(full.disk_bytes, full2.disk_bytes);
+        CHECK_EQ(full.nbroker_config, full2.nbroker_config);
+        for (int i = 0; i < full.nbroker_config; i++)
+                CHECK(strcmp(full.broker_config[i].value, full2.broker_config[i].value) == 0);
+        psc_deinit(&full);
+        psc_deinit(&full2);
+        psc_deinit(&partial);
+}
+
+TEST(psc_complete_refuses_what_the_policy_cannot_serve)
+{
+        struct psc partial, full;
+        char err[512] = "";
+        CHECK_EQ(parse_str(partial_doc, &partial, err, sizeof(err)), 0);
+        const struct psc_policy *policy = psc_policy_default();
+        struct psc_capacity cap;
+        psc_policy_capacity(policy, PSC_DEDICATED, &cap);
+        partial.type = PSC_DEDICATED;
+        partial.ingress_mbps = cap.ingress_mbps + 1;
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), -EINVAL);
+        CHECK(strstr(err, "ingress_mbps:") && strstr(err, "more than one dedicated PKC takes"));
+        partial.ingress_mbps = 1;
+        partial.partitions = cap.partitions + 1;
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), -EINVAL);
+        CHECK(strstr(err, "partitions:") != NULL);
+        partial.partitions = 1;
+        /* Dedicated: one tenant. */
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), -EINVAL);
+        CHECK(strstr(err, "tenants: 2 is more than one dedicated PKC hosts (1") != NULL);
+        /* A deletion always completes, whatever its sizing. */
+        partial.deleted = true;
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), 0);
+        psc_deinit(&full);
+        partial.deleted = false;
+        free(partial.product);
+        partial.product = xstrdup("zookeeper");
+        CHECK_EQ(psc_complete(&partial, policy, &full, err, sizeof(err)), -EINVAL);
+        CHECK(strstr(err, "product: \"zookeeper\" is not completed by policy") != NULL);
+        psc_deinit(&partial);
+}
+
+TEST(psc_policy_default_is_policy_default_json)
+{
+        char *text = read_text("src/psc/policy_default.json", NULL);
+        CHECK(text != NULL);
+        extern const char psc_policy_default_json[];
+        bool same = strcmp(text, psc_policy_default_json) == 0;
+        if (!same)
+                fprintf(stderr, "  src/psc/policy_default.c is stale: run python3 src/psc/gen_policy.py\n");
+        free(text);
+        CHECK(same);
+        const struct psc_policy *policy = psc_policy_default();
+        CHECK(policy == psc_policy_default());
+        struct psc_capacity mt, ded;
+        psc_policy_capacity(policy, PSC_MULTI_TENANT, &mt);
+        psc_policy_capacity(policy, PSC_DEDICATED, &ded);
+        CHECK(mt.ingress_mbps > 0 && mt.egress_mbps > 0 && mt.partitions > 0 && mt.tenants > 1);
+        CHECK(ded.ingress_mbps >= mt.ingress_mbps && ded.tenants == 1);
+}
+
+TEST(psc_policy_load_reads_a_file_and_names_errors)
+{
+        char path[300], err[512] = "";
+        struct psc_policy *policy = NULL;
+        snprintf(path, sizeof(path), "%s/policy.json", test_tmpdir);
+        CHECK_EQ(psc_policy_load(path, &policy, err, sizeof(err)), -ENOENT);
+        CHECK(strstr(err, "policy.json: No such file") != NULL);
+        extern const char psc_policy_default_json[];
+        /* The built-in policy with a new version and a bigger multi-tenant PKC. */
+        char *text = xstrdup(psc_policy_default_json);
+        char *at = strstr(text, "\"2025.1\"");
+        CHECK(at != NULL);
+        memcpy(at, "\"2099.9\"", 8);
+        at = strstr(text, "\"ingress_mbps\": 100,");
+        CHECK(at != NULL);
+        memcpy(at, "\"ingress_mbps\": 200,", 20);
+        CHECK_EQ(write_text(path, text), 0);
+        CHECK_EQ(psc_policy_load(path, &policy, err, sizeof(err)), 0);
+        CHECK(strcmp(psc_policy_version(policy), "2099.9") == 0);
+        struct psc_capacity cap;
+        psc_policy_capacity(policy, PSC_MULTI_TENANT, &cap);
+        CHECK(cap.ingress_mbps == 200);
+        psc_policy_free(policy);
+        psc_policy_free(NULL);
+        free(text);
+
+        static const struct {
+                const char *from, *to, *want;
+        } bad[] = {
+                { "\"lb_bootstrap\": true", "\"lb_bootstrap\": true, \"replicas\": 3",
+                  "unknown top-level field \"replicas\"" },
+                { "\"num.partitions\": \"1\"", "\"listeners\": \"PLAINTEXT://:1\"",
+                  "\"listeners\" is written by the satellite" },
+                { "\"num.partitions\": \"1\"", "\"log.segment.bytes\": \"1\"",
+                  "broker_config_rules[0].key: \"log.segment.bytes\" is also in broker_config" },
+                { "\"from\": \"tenants\"", "\"from\": \"moon_phase\"", "broker_config_rules[2].from: \"moon_phase\"" },
+                { "\"size_from\": \"request\"", "\"size_from\": \"guess\"", "types.dedicated.size_from: \"guess\"" },
+                { "\"broker_count\": 1,", "\"broker_count\": 0,", "types.multi_tenant.broker_count: must be an integer" },
+                { "\"partitions\": 1000,", "", "types.multi_tenant.capacity.partitions: missing" },
+                { "\"SASL_PLAINTEXT\"", "\"PLAINTEXT\"", "listeners.client_security_protocol: \"PLAINTEXT\"" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                const char *hit = strstr(psc_policy_default_json, bad[i].from);
+                CHECK(hit != NULL);
+                char *doc = xasprintf("%.*s%s%s", (int)(hit - psc_policy_default_json), psc_policy_default_json,
+                                      bad[i].to, hit + strlen(bad[i].from));
+                int rc = psc_policy_parse(doc, strlen(doc), &policy, err, sizeof(err));
+                free(doc);
+                if (rc != -EINVAL || !strstr(err, bad[i].want))
+                        fprintf(stderr, "  wanted \"%s\", got rc=%d \"%s\"\n", bad[i].want, rc, err);
+                CHECK(rc == -EINVAL && strstr(err, bad[i].want));
+                CHECK(policy == NULL);
+        }
+}
