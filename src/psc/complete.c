@@ -29,8 +29,14 @@ enum rule_var {
         VAR_DISK_BYTES_PER_PARTITION,
 };
 static const char *const var_names[] = {
-        "ingress_mbps", "egress_mbps", "partitions", "tenants", "broker_count", "disk_bytes",
-        "disk_bytes_per_partition", NULL,
+    "ingress_mbps",
+    "egress_mbps",
+    "partitions",
+    "tenants",
+    "broker_count",
+    "disk_bytes",
+    "disk_bytes_per_partition",
+    NULL,
 };
 
 /* value = clamp(round(factor x <from>), min, max) */
@@ -43,18 +49,18 @@ struct policy_rule {
 
 struct policy_type {
         int broker_count;
-        bool size_from_request;        /* dedicated: sized from the request; else from capacity */
+        bool size_from_request; /* dedicated: sized from the request; else from capacity */
         struct psc_capacity capacity;
         char *disk_type;
-        int64_t bytes_per_partition;   /* disk per partition a broker holds */
-        int64_t min_bytes, max_bytes;  /* disk floor and ceiling per broker */
+        int64_t bytes_per_partition;  /* disk per partition a broker holds */
+        int64_t min_bytes, max_bytes; /* disk floor and ceiling per broker */
 };
 
 struct psc_policy {
         char *version;
         char *product;
         char *broker_version;
-        struct policy_type types[2];   /* by enum psc_pkc_type */
+        struct policy_type types[2];     /* by enum psc_pkc_type */
         struct psc_config_entry *config; /* sorted by key */
         int nconfig;
         struct policy_rule *rules;
@@ -65,14 +71,23 @@ struct psc_policy {
         bool lb_bootstrap;
 };
 
-static const char *const type_names[] = { [PSC_MULTI_TENANT] = "multi_tenant", [PSC_DEDICATED] = "dedicated" };
+static const char *const type_names[] = {[PSC_MULTI_TENANT] = "multi_tenant", [PSC_DEDICATED] = "dedicated"};
 
 /* server.properties keys the satellite writes from its own allocations (ports, paths,
  * node ids) or from the PSC's listener layout: a policy may not set them. */
 static const char *const satellite_keys[] = {
-        "node.id", "broker.id", "listeners", "advertised.listeners", "log.dirs", "log.dir",
-        "listener.security.protocol.map", "sasl.enabled.mechanisms", "tenants.file", "metrics.listener",
-        "cluster.id", NULL,
+    "node.id",
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "listener.security.protocol.map",
+    "sasl.enabled.mechanisms",
+    "tenants.file",
+    "metrics.listener",
+    "cluster.id",
+    NULL,
 };
 
 void psc_policy_free(struct psc_policy *policy)
@@ -121,8 +136,9 @@ static int check_key(const char *where, const char *key, char *err, size_t err_l
         }
         for (int i = 0; satellite_keys[i]; i++)
                 if (strcmp(satellite_keys[i], key) == 0) {
-                        ERR("%s: \"%s\" is written by the satellite (ports, paths, listeners), not by a policy", where,
-                            key);
+                        ERR("%s: \"%s\" is written by the satellite (ports, paths, listeners), not by a "
+                            "policy",
+                            where, key);
                         return -EINVAL;
                 }
         if (strncmp(key, "ssl.", 4) == 0) {
@@ -134,9 +150,10 @@ static int check_key(const char *where, const char *key, char *err, size_t err_l
 
 static int parse_type(json_t *tj, const char *path, struct policy_type *t, char *err, size_t err_len)
 {
-        static const char *const known[] = { "broker_count", "size_from", "capacity", "disk", NULL };
-        static const char *const cap_known[] = { "ingress_mbps", "egress_mbps", "partitions", "tenants", NULL };
-        static const char *const disk_known[] = { "type", "bytes_per_partition", "min_bytes", "max_bytes", NULL };
+        static const char *const known[] = {"broker_count", "size_from", "capacity", "disk", NULL};
+        static const char *const cap_known[] = {"ingress_mbps", "egress_mbps", "partitions", "tenants", NULL};
+        static const char *const disk_known[] = {"type", "bytes_per_partition", "min_bytes", "max_bytes",
+                                                 NULL};
         char where[128];
         int64_t broker_count = 0;
         char *size_from = NULL;
@@ -160,9 +177,12 @@ static int parse_type(json_t *tj, const char *path, struct policy_type *t, char 
                 goto bad;
         }
         if (pj_fields(cap, where, cap_known, err, err_len) < 0 ||
-            pj_number(cap, where, "ingress_mbps", true, 0.001, 1e9, &t->capacity.ingress_mbps, err, err_len) < 0 ||
-            pj_number(cap, where, "egress_mbps", true, 0.001, 1e9, &t->capacity.egress_mbps, err, err_len) < 0 ||
-            pj_integer(cap, where, "partitions", true, 1, INT32_MAX, &t->capacity.partitions, err, err_len) < 0 ||
+            pj_number(cap, where, "ingress_mbps", true, 0.001, 1e9, &t->capacity.ingress_mbps, err, err_len) <
+                0 ||
+            pj_number(cap, where, "egress_mbps", true, 0.001, 1e9, &t->capacity.egress_mbps, err, err_len) <
+                0 ||
+            pj_integer(cap, where, "partitions", true, 1, INT32_MAX, &t->capacity.partitions, err, err_len) <
+                0 ||
             pj_integer(cap, where, "tenants", true, 1, 1000000, &t->capacity.tenants, err, err_len) < 0)
                 goto bad;
         pj_join(where, sizeof(where), path, "disk");
@@ -173,13 +193,14 @@ static int parse_type(json_t *tj, const char *path, struct policy_type *t, char 
         }
         if (pj_fields(disk, where, disk_known, err, err_len) < 0 ||
             pj_string(disk, where, "type", true, &t->disk_type, err, err_len) < 0 ||
-            pj_integer(disk, where, "bytes_per_partition", true, 1, INT64_MAX / INT32_MAX, &t->bytes_per_partition, err,
-                       err_len) < 0 ||
+            pj_integer(disk, where, "bytes_per_partition", true, 1, INT64_MAX / INT32_MAX,
+                       &t->bytes_per_partition, err, err_len) < 0 ||
             pj_integer(disk, where, "min_bytes", true, 1, INT64_MAX, &t->min_bytes, err, err_len) < 0 ||
             pj_integer(disk, where, "max_bytes", true, 1, INT64_MAX, &t->max_bytes, err, err_len) < 0)
                 goto bad;
         if (t->min_bytes > t->max_bytes) {
-                ERR("%s: min_bytes %" PRId64 " is more than max_bytes %" PRId64, where, t->min_bytes, t->max_bytes);
+                ERR("%s: min_bytes %" PRId64 " is more than max_bytes %" PRId64, where, t->min_bytes,
+                    t->max_bytes);
                 goto bad;
         }
         free(size_from);
@@ -196,7 +217,7 @@ static int cmp_entry(const void *a, const void *b)
 
 static int parse_rules(json_t *arr, struct psc_policy *p, char *err, size_t err_len)
 {
-        static const char *const known[] = { "key", "from", "factor", "min", "max", NULL };
+        static const char *const known[] = {"key", "from", "factor", "min", "max", NULL};
         if (!json_is_array(arr)) {
                 ERR("broker_config_rules: must be an array");
                 return -EINVAL;
@@ -226,7 +247,8 @@ static int parse_rules(json_t *arr, struct psc_policy *p, char *err, size_t err_
                                         rc = 0;
                                 }
                         if (rc < 0)
-                                ERR("%s.from: \"%s\" is not one of ingress_mbps, egress_mbps, partitions, tenants, "
+                                ERR("%s.from: \"%s\" is not one of ingress_mbps, egress_mbps, partitions, "
+                                    "tenants, "
                                     "broker_count, disk_bytes, disk_bytes_per_partition",
                                     where, from);
                 }
@@ -239,7 +261,8 @@ static int parse_rules(json_t *arr, struct psc_policy *p, char *err, size_t err_
                 }
                 for (int j = 0; j < p->nconfig; j++)
                         if (strcmp(p->config[j].key, r->key) == 0) {
-                                ERR("%s.key: \"%s\" is also in broker_config (a key has one source)", where, r->key);
+                                ERR("%s.key: \"%s\" is also in broker_config (a key has one source)", where,
+                                    r->key);
                                 return -EINVAL;
                         }
                 for (int j = 0; j < p->nrules - 1; j++)
@@ -253,11 +276,11 @@ static int parse_rules(json_t *arr, struct psc_policy *p, char *err, size_t err_
 
 int psc_policy_parse(const char *json, size_t len, struct psc_policy **out, char *err, size_t err_len)
 {
-        static const char *const known[] = { "policy_version", "product", "broker_version", "types",
-                                             "broker_config", "broker_config_rules", "listeners", "lb_bootstrap",
-                                             NULL };
-        static const char *const listeners_known[] = { "client_security_protocol", "sasl_mechanisms",
-                                                       "internal_security_protocol", NULL };
+        static const char *const known[] = {"policy_version", "product",       "broker_version",
+                                            "types",          "broker_config", "broker_config_rules",
+                                            "listeners",      "lb_bootstrap",  NULL};
+        static const char *const listeners_known[] = {"client_security_protocol", "sasl_mechanisms",
+                                                      "internal_security_protocol", NULL};
         *out = NULL;
         json_t *root = pj_load(json, len, "policy", err, err_len);
         if (!root)
@@ -270,7 +293,7 @@ int psc_policy_parse(const char *json, size_t len, struct psc_policy **out, char
             pj_bool(root, "", "lb_bootstrap", true, &p->lb_bootstrap, err, err_len) < 0)
                 goto bad;
         json_t *types = json_object_get(root, "types");
-        static const char *const types_known[] = { "multi_tenant", "dedicated", NULL };
+        static const char *const types_known[] = {"multi_tenant", "dedicated", NULL};
         if (!types) {
                 ERR("types: missing (required: multi_tenant and dedicated)");
                 goto bad;
@@ -297,12 +320,14 @@ int psc_policy_parse(const char *json, size_t len, struct psc_policy **out, char
                 p->config = xcalloc(json_object_size(config) + 1, sizeof(*p->config));
                 const char *key;
                 json_t *value;
-                json_object_foreach(config, key, value) {
+                json_object_foreach(config, key, value)
+                {
                         char where[160];
                         snprintf(where, sizeof(where), "broker_config.%s", key);
                         if (check_key("broker_config", key, err, err_len) < 0)
                                 goto bad;
-                        if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value) ||
+                        if (!json_is_string(value) ||
+                            strlen(json_string_value(value)) != json_string_length(value) ||
                             strpbrk(json_string_value(value), "\r\n")) {
                                 ERR("%s: must be a string (a server.properties value on one line)", where);
                                 goto bad;
@@ -321,11 +346,12 @@ int psc_policy_parse(const char *json, size_t len, struct psc_policy **out, char
                 goto bad;
         }
         if (pj_fields(listeners, "listeners", listeners_known, err, err_len) < 0 ||
-            pj_string(listeners, "listeners", "client_security_protocol", true, &p->client_security_protocol, err,
-                      err_len) < 0 ||
-            pj_string(listeners, "listeners", "sasl_mechanisms", true, &p->sasl_mechanisms, err, err_len) < 0 ||
-            pj_string(listeners, "listeners", "internal_security_protocol", true, &p->internal_security_protocol, err,
-                      err_len) < 0)
+            pj_string(listeners, "listeners", "client_security_protocol", true, &p->client_security_protocol,
+                      err, err_len) < 0 ||
+            pj_string(listeners, "listeners", "sasl_mechanisms", true, &p->sasl_mechanisms, err, err_len) <
+                0 ||
+            pj_string(listeners, "listeners", "internal_security_protocol", true,
+                      &p->internal_security_protocol, err, err_len) < 0)
                 goto bad;
         if (strcmp(p->client_security_protocol, "SASL_PLAINTEXT") != 0 &&
             strcmp(p->client_security_protocol, "SASL_SSL") != 0) {
@@ -391,8 +417,8 @@ static struct psc_policy *default_policy;
 static void default_parse(void)
 {
         char err[256];
-        int rc = psc_policy_parse(psc_policy_default_json, strlen(psc_policy_default_json), &default_policy, err,
-                                  sizeof(err));
+        int rc = psc_policy_parse(psc_policy_default_json, strlen(psc_policy_default_json), &default_policy,
+                                  err, sizeof(err));
         if (rc < 0)
                 fprintf(stderr, "built-in policy (src/psc/policy_default.json): %s\n", err);
         ASSERT(rc == 0); /* the build is broken: the test suite catches this first */
@@ -436,8 +462,8 @@ static void clear_completion(struct psc *psc)
 }
 
 /* Whether <partial>'s sizing fits one PKC of its type; else -EINVAL naming the field. */
-static int check_sizing(const struct psc *partial, const struct psc_policy *policy, const struct policy_type *t,
-                        char *err, size_t err_len)
+static int check_sizing(const struct psc *partial, const struct psc_policy *policy,
+                        const struct policy_type *t, char *err, size_t err_len)
 {
         const char *type = type_names[partial->type];
         const struct psc_capacity *c = &t->capacity;
@@ -457,8 +483,8 @@ static int check_sizing(const struct psc *partial, const struct psc_policy *poli
                 return -EINVAL;
         }
         if (partial->ntenants > c->tenants) {
-                ERR("tenants: %d is more than one %s PKC hosts (%" PRId64 " under policy %s)", partial->ntenants,
-                    type, c->tenants, policy->version);
+                ERR("tenants: %d is more than one %s PKC hosts (%" PRId64 " under policy %s)",
+                    partial->ntenants, type, c->tenants, policy->version);
                 return -EINVAL;
         }
         return 0;
@@ -473,7 +499,8 @@ int psc_complete(const struct psc *partial, const struct psc_policy *policy, str
                     partial->product ? partial->product : "(missing)", policy->version, policy->product);
                 return -EINVAL;
         }
-        const struct policy_type *t = &policy->types[partial->type == PSC_DEDICATED ? PSC_DEDICATED : PSC_MULTI_TENANT];
+        const struct policy_type *t =
+            &policy->types[partial->type == PSC_DEDICATED ? PSC_DEDICATED : PSC_MULTI_TENANT];
         /* A deletion is never refused: a policy that shrank since the PKC was made must
          * not keep it alive. */
         if (!partial->deleted && check_sizing(partial, policy, t, err, err_len) < 0)
@@ -507,15 +534,16 @@ int psc_complete(const struct psc *partial, const struct psc_policy *policy, str
         full->lb_bootstrap = policy->lb_bootstrap;
 
         double vars[] = {
-                [VAR_INGRESS_MBPS] = ingress,
-                [VAR_EGRESS_MBPS] = egress,
-                [VAR_PARTITIONS] = (double)partitions,
-                [VAR_TENANTS] = (double)t->capacity.tenants,
-                [VAR_BROKER_COUNT] = t->broker_count,
-                [VAR_DISK_BYTES] = (double)disk,
-                [VAR_DISK_BYTES_PER_PARTITION] = (double)(disk / MAX(per_broker, 1)),
+            [VAR_INGRESS_MBPS] = ingress,
+            [VAR_EGRESS_MBPS] = egress,
+            [VAR_PARTITIONS] = (double)partitions,
+            [VAR_TENANTS] = (double)t->capacity.tenants,
+            [VAR_BROKER_COUNT] = t->broker_count,
+            [VAR_DISK_BYTES] = (double)disk,
+            [VAR_DISK_BYTES_PER_PARTITION] = (double)(disk / MAX(per_broker, 1)),
         };
-        full->broker_config = xcalloc((size_t)(policy->nconfig + policy->nrules) + 1, sizeof(*full->broker_config));
+        full->broker_config =
+            xcalloc((size_t)(policy->nconfig + policy->nrules) + 1, sizeof(*full->broker_config));
         for (int i = 0; i < policy->nconfig; i++)
                 set_config(full, policy->config[i].key, policy->config[i].value);
         for (int i = 0; i < policy->nrules; i++) {

@@ -118,7 +118,7 @@ void psc_copy(struct psc *dst, const struct psc *src)
         dst->broker_version = dup_or_null(src->broker_version);
         dst->disk_type = dup_or_null(src->disk_type);
         dst->broker_config =
-                src->nbroker_config ? xcalloc((size_t)src->nbroker_config, sizeof(*dst->broker_config)) : NULL;
+            src->nbroker_config ? xcalloc((size_t)src->nbroker_config, sizeof(*dst->broker_config)) : NULL;
         for (int i = 0; i < src->nbroker_config; i++) {
                 dst->broker_config[i].key = dup_or_null(src->broker_config[i].key);
                 dst->broker_config[i].value = dup_or_null(src->broker_config[i].value);
@@ -131,10 +131,31 @@ void psc_copy(struct psc *dst, const struct psc *src)
 /* ---- parsing -------------------------------------------------------------------- */
 
 static const char *const top_fields[] = {
-        "api_version", "kind", "id", "product", "satellite", "region", "generation", "revision", "deleted",
-        "type", "ingress_mbps", "egress_mbps", "partitions", "tenants", "policy_version", "broker_version",
-        "broker_count", "disk_type", "disk_bytes", "broker_config", "client_security_protocol",
-        "sasl_mechanisms", "internal_security_protocol", "lb_bootstrap", NULL,
+    "api_version",
+    "kind",
+    "id",
+    "product",
+    "satellite",
+    "region",
+    "generation",
+    "revision",
+    "deleted",
+    "type",
+    "ingress_mbps",
+    "egress_mbps",
+    "partitions",
+    "tenants",
+    "policy_version",
+    "broker_version",
+    "broker_count",
+    "disk_type",
+    "disk_bytes",
+    "broker_config",
+    "client_security_protocol",
+    "sasl_mechanisms",
+    "internal_security_protocol",
+    "lb_bootstrap",
+    NULL,
 };
 
 static bool valid_id(const char *id)
@@ -142,7 +163,8 @@ static bool valid_id(const char *id)
         if (strlen(id) > 64)
                 return false;
         for (const char *p = id; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      *p == '-'))
                         return false;
         return true;
 }
@@ -168,19 +190,19 @@ static bool valid_base64(const char *s)
 
 static int parse_scram(json_t *obj, const char *path, struct psc_scram *out, char *err, size_t err_len)
 {
-        static const char *const known[] = { "salt", "iterations", "stored_key", "server_key", NULL };
+        static const char *const known[] = {"salt", "iterations", "stored_key", "server_key", NULL};
         if (pj_fields(obj, path, known, err, err_len) < 0)
                 return -EINVAL;
         int64_t it = 0;
         if (pj_string(obj, path, "salt", true, &out->salt, err, err_len) < 0 ||
-            pj_integer(obj, path, "iterations", true, PSC_SCRAM_MIN_ITERATIONS, PSC_SCRAM_MAX_ITERATIONS, &it, err,
-                       err_len) < 0 ||
+            pj_integer(obj, path, "iterations", true, PSC_SCRAM_MIN_ITERATIONS, PSC_SCRAM_MAX_ITERATIONS, &it,
+                       err, err_len) < 0 ||
             pj_string(obj, path, "stored_key", true, &out->stored_key, err, err_len) < 0 ||
             pj_string(obj, path, "server_key", true, &out->server_key, err, err_len) < 0)
                 return -EINVAL;
         out->iterations = (int)it;
-        const char *names[] = { "salt", "stored_key", "server_key" };
-        const char *values[] = { out->salt, out->stored_key, out->server_key };
+        const char *names[] = {"salt", "stored_key", "server_key"};
+        const char *values[] = {out->salt, out->stored_key, out->server_key};
         for (int i = 0; i < 3; i++)
                 if (!valid_base64(values[i])) {
                         ERR("%s.%s: must be base64 (A-Z a-z 0-9 + /, padded with =)", path, names[i]);
@@ -198,8 +220,8 @@ static int parse_quota(json_t *q, const char *path, const char *name, bool integ
                 return 0; /* unlimited */
         if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 1e15 ||
             (integer && !json_is_integer(v))) {
-                ERR("%s: must be a non-negative %s (or left out for no limit)", pj_join(where, sizeof(where), path, name),
-                    integer ? "integer" : "number");
+                ERR("%s: must be a non-negative %s (or left out for no limit)",
+                    pj_join(where, sizeof(where), path, name), integer ? "integer" : "number");
                 return -EINVAL;
         }
         *out = json_number_value(v);
@@ -208,13 +230,14 @@ static int parse_quota(json_t *q, const char *path, const char *name, bool integ
 
 static int parse_quotas(json_t *q, const char *path, struct psc_quotas *out, char *err, size_t err_len)
 {
-        static const char *const known[] = { "produce_bytes_per_sec", "fetch_bytes_per_sec", "burst_seconds",
-                                             "requests_per_sec",      "max_connections",     "connections_per_sec",
-                                             "max_partitions",        NULL };
+        static const char *const known[] = {
+            "produce_bytes_per_sec", "fetch_bytes_per_sec", "burst_seconds",  "requests_per_sec",
+            "max_connections",       "connections_per_sec", "max_partitions", NULL};
         if (pj_fields(q, path, known, err, err_len) < 0)
                 return -EINVAL;
         double max_conns = -1, max_parts = -1;
-        if (parse_quota(q, path, "produce_bytes_per_sec", false, &out->produce_bytes_per_sec, err, err_len) < 0 ||
+        if (parse_quota(q, path, "produce_bytes_per_sec", false, &out->produce_bytes_per_sec, err, err_len) <
+                0 ||
             parse_quota(q, path, "fetch_bytes_per_sec", false, &out->fetch_bytes_per_sec, err, err_len) < 0 ||
             parse_quota(q, path, "burst_seconds", false, &out->burst_seconds, err, err_len) < 0 ||
             parse_quota(q, path, "requests_per_sec", false, &out->requests_per_sec, err, err_len) < 0 ||
@@ -233,8 +256,9 @@ static int parse_quotas(json_t *q, const char *path, struct psc_quotas *out, cha
 
 static int parse_api_key(json_t *kj, const char *path, struct psc_api_key *key, char *err, size_t err_len)
 {
-        static const char *const known[] = { "key", "scram_sha_256", "scram_sha_512", NULL };
-        if (pj_fields(kj, path, known, err, err_len) < 0 || pj_string(kj, path, "key", true, &key->key, err, err_len) < 0)
+        static const char *const known[] = {"key", "scram_sha_256", "scram_sha_512", NULL};
+        if (pj_fields(kj, path, known, err, err_len) < 0 ||
+            pj_string(kj, path, "key", true, &key->key, err, err_len) < 0)
                 return -EINVAL;
         if (strlen(key->key) > 255) {
                 ERR("%s.key: must be 1 to 255 characters", path);
@@ -263,9 +287,10 @@ static int parse_api_key(json_t *kj, const char *path, struct psc_api_key *key, 
 
 static int parse_tenant(json_t *tj, const char *path, struct psc_tenant *t, char *err, size_t err_len)
 {
-        static const char *const known[] = { "id", "quotas", "api_keys", NULL };
+        static const char *const known[] = {"id", "quotas", "api_keys", NULL};
         quotas_init(&t->quotas);
-        if (pj_fields(tj, path, known, err, err_len) < 0 || pj_string(tj, path, "id", true, &t->id, err, err_len) < 0)
+        if (pj_fields(tj, path, known, err, err_len) < 0 ||
+            pj_string(tj, path, "id", true, &t->id, err, err_len) < 0)
                 return -EINVAL;
         if (!valid_id(t->id)) {
                 ERR("%s.id: \"%s\" must be 1 to 64 of a-z A-Z 0-9 -", path, t->id);
@@ -313,15 +338,17 @@ static int parse_tenants(json_t *arr, struct psc *out, char *err, size_t err_len
         for (int i = 0; i < out->ntenants; i++) {
                 for (int j = 0; j < i; j++)
                         if (strcmp(out->tenants[i].id, out->tenants[j].id) == 0) {
-                                ERR("tenants[%d].id: \"%s\" appears twice (also tenants[%d])", i, out->tenants[i].id, j);
+                                ERR("tenants[%d].id: \"%s\" appears twice (also tenants[%d])", i,
+                                    out->tenants[i].id, j);
                                 return -EINVAL;
                         }
                 for (int k = 0; k < out->tenants[i].napi_keys; k++)
                         for (int j = 0; j <= i; j++)
                                 for (int l = 0; l < out->tenants[j].napi_keys && (j < i || l < k); l++)
-                                        if (strcmp(out->tenants[i].api_keys[k].key, out->tenants[j].api_keys[l].key) ==
-                                            0) {
-                                                ERR("tenants[%d].api_keys[%d].key: \"%s\" is used twice (also "
+                                        if (strcmp(out->tenants[i].api_keys[k].key,
+                                                   out->tenants[j].api_keys[l].key) == 0) {
+                                                ERR("tenants[%d].api_keys[%d].key: \"%s\" is used twice "
+                                                    "(also "
                                                     "tenants[%d].api_keys[%d])",
                                                     i, k, out->tenants[i].api_keys[k].key, j, l);
                                                 return -EINVAL;
@@ -340,10 +367,12 @@ static int parse_broker_config(json_t *obj, struct psc *out, char *err, size_t e
         out->broker_config = n ? xcalloc(n, sizeof(*out->broker_config)) : NULL;
         const char *key;
         json_t *value;
-        json_object_foreach(obj, key, value) {
+        json_object_foreach(obj, key, value)
+        {
                 if (!json_is_string(value) || strlen(json_string_value(value)) != json_string_length(value) ||
                     strchr(json_string_value(value), '\n')) {
-                        ERR("broker_config.%s: must be a string (a server.properties value on one line)", key);
+                        ERR("broker_config.%s: must be a string (a server.properties value on one line)",
+                            key);
                         return -EINVAL;
                 }
                 if (!key[0] || strpbrk(key, "=: \t\n#!")) {
@@ -371,7 +400,8 @@ int psc_parse(const char *json, size_t len, struct psc *out, char *err, size_t e
             pj_string(root, "", "kind", true, &kind, err, err_len) < 0)
                 goto out;
         if (strcmp(api_version, PSC_API_VERSION) != 0) {
-                ERR("api_version: \"%s\" is not served (this build reads \"%s\")", api_version, PSC_API_VERSION);
+                ERR("api_version: \"%s\" is not served (this build reads \"%s\")", api_version,
+                    PSC_API_VERSION);
                 goto out;
         }
         if (strcmp(kind, PSC_KIND) != 0) {
@@ -411,7 +441,8 @@ int psc_parse(const char *json, size_t len, struct psc *out, char *err, size_t e
             pj_integer(root, "", "broker_count", false, 1, 1000, &broker_count, err, err_len) < 0 ||
             pj_string(root, "", "disk_type", false, &out->disk_type, err, err_len) < 0 ||
             pj_integer(root, "", "disk_bytes", false, 1, INT64_MAX, &out->disk_bytes, err, err_len) < 0 ||
-            pj_string(root, "", "client_security_protocol", false, &out->client_security_protocol, err, err_len) < 0 ||
+            pj_string(root, "", "client_security_protocol", false, &out->client_security_protocol, err,
+                      err_len) < 0 ||
             pj_string(root, "", "sasl_mechanisms", false, &out->sasl_mechanisms, err, err_len) < 0 ||
             pj_string(root, "", "internal_security_protocol", false, &out->internal_security_protocol, err,
                       err_len) < 0 ||
@@ -536,17 +567,17 @@ int psc_validate_full(const struct psc *psc, char *err, size_t err_len)
                 const char *name;
                 const char *value;
         } strings[] = {
-                { "id", psc->id },
-                { "product", psc->product },
-                { "satellite", psc->satellite },
-                { "region", psc->region },
-                { "revision", psc->revision },
-                { "policy_version", psc->policy_version },
-                { "broker_version", psc->broker_version },
-                { "disk_type", psc->disk_type },
-                { "client_security_protocol", psc->client_security_protocol },
-                { "sasl_mechanisms", psc->sasl_mechanisms },
-                { "internal_security_protocol", psc->internal_security_protocol },
+            {"id", psc->id},
+            {"product", psc->product},
+            {"satellite", psc->satellite},
+            {"region", psc->region},
+            {"revision", psc->revision},
+            {"policy_version", psc->policy_version},
+            {"broker_version", psc->broker_version},
+            {"disk_type", psc->disk_type},
+            {"client_security_protocol", psc->client_security_protocol},
+            {"sasl_mechanisms", psc->sasl_mechanisms},
+            {"internal_security_protocol", psc->internal_security_protocol},
         };
         for (size_t i = 0; i < ARRAY_LEN(strings); i++)
                 if (!strings[i].value || !strings[i].value[0]) {
@@ -568,7 +599,8 @@ int psc_validate_full(const struct psc *psc, char *err, size_t err_len)
         }
         if (strcmp(psc->client_security_protocol, "SASL_PLAINTEXT") != 0 &&
             strcmp(psc->client_security_protocol, "SASL_SSL") != 0) {
-                ERR("client_security_protocol: \"%s\" is not SASL_PLAINTEXT or SASL_SSL (tenants authenticate with "
+                ERR("client_security_protocol: \"%s\" is not SASL_PLAINTEXT or SASL_SSL (tenants "
+                    "authenticate with "
                     "SASL)",
                     psc->client_security_protocol);
                 return -EINVAL;
@@ -586,7 +618,8 @@ int psc_validate_full(const struct psc *psc, char *err, size_t err_len)
                         return -EINVAL;
                 }
                 for (int k = 0; k < t->napi_keys; k++)
-                        if (!t->api_keys[k].key || (!t->api_keys[k].has_sha256 && !t->api_keys[k].has_sha512)) {
+                        if (!t->api_keys[k].key ||
+                            (!t->api_keys[k].has_sha256 && !t->api_keys[k].has_sha512)) {
                                 ERR("tenants[%d].api_keys[%d]: needs a key and a SCRAM credential", i, k);
                                 return -EINVAL;
                         }

@@ -46,15 +46,16 @@ int pj_fields(json_t *obj, const char *path, const char *const *known, char *err
         int n = 0;
         const char *key;
         json_t *value;
-        json_object_foreach(obj, key, value) {
+        json_object_foreach(obj, key, value)
+        {
                 bool ok = false;
                 for (int i = 0; known[i] && !ok; i++)
                         ok = strcmp(known[i], key) == 0;
                 if (ok)
                         continue;
                 if (used < sizeof(unknown))
-                        used += (size_t)snprintf(unknown + used, sizeof(unknown) - used, "%s\"%s\"", n ? ", " : "",
-                                                 key);
+                        used += (size_t)snprintf(unknown + used, sizeof(unknown) - used, "%s\"%s\"",
+                                                 n ? ", " : "", key);
                 n++;
         }
         if (n == 0)
@@ -62,8 +63,8 @@ int pj_fields(json_t *obj, const char *path, const char *const *known, char *err
         char known_list[512] = "";
         size_t kused = 0;
         for (int i = 0; known[i] && kused < sizeof(known_list); i++)
-                kused += (size_t)snprintf(known_list + kused, sizeof(known_list) - kused, "%s%s", i ? ", " : "",
-                                          known[i]);
+                kused += (size_t)snprintf(known_list + kused, sizeof(known_list) - kused, "%s%s",
+                                          i ? ", " : "", known[i]);
         if (path && path[0])
                 ERR("%s: unknown field%s %s (known: %s)", path, n > 1 ? "s" : "", unknown, known_list);
         else
@@ -96,7 +97,8 @@ int pj_string(json_t *obj, const char *path, const char *name, bool required, ch
         json_t *v = field(obj, path, name, required, where, sizeof(where), &rc, err, err_len);
         if (!v)
                 return rc;
-        if (!json_is_string(v) || json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v)) {
+        if (!json_is_string(v) || json_string_length(v) == 0 ||
+            strlen(json_string_value(v)) != json_string_length(v)) {
                 ERR("%s: must be a non-empty string", where);
                 return -EINVAL;
         }

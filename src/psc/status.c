@@ -13,9 +13,9 @@
 #define ERR(...) ((err && err_len) ? (void)snprintf(err, err_len, __VA_ARGS__) : (void)0)
 
 static const char *const phase_names[] = {
-        [PSC_PHASE_PROVISIONING] = "provisioning", [PSC_PHASE_RUNNING] = "running",
-        [PSC_PHASE_DEGRADED] = "degraded",         [PSC_PHASE_DELETING] = "deleting",
-        [PSC_PHASE_DELETED] = "deleted",           [PSC_PHASE_FAILED] = "failed",
+    [PSC_PHASE_PROVISIONING] = "provisioning", [PSC_PHASE_RUNNING] = "running",
+    [PSC_PHASE_DEGRADED] = "degraded",         [PSC_PHASE_DELETING] = "deleting",
+    [PSC_PHASE_DELETED] = "deleted",           [PSC_PHASE_FAILED] = "failed",
 };
 
 const char *psc_phase_name(enum psc_phase phase)
@@ -74,7 +74,7 @@ void psc_status_deinit(struct psc_status *st)
 
 static int parse_broker(json_t *bj, const char *path, struct psc_broker_status *b, char *err, size_t err_len)
 {
-        static const char *const known[] = { "id", "healthy", "pid", "restarts", "address", NULL };
+        static const char *const known[] = {"id", "healthy", "pid", "restarts", "address", NULL};
         int64_t id = 0, pid = 0, restarts = 0;
         if (pj_fields(bj, path, known, err, err_len) < 0 ||
             pj_integer(bj, path, "id", true, 0, INT32_MAX, &id, err, err_len) < 0 ||
@@ -91,17 +91,18 @@ static int parse_broker(json_t *bj, const char *path, struct psc_broker_status *
 
 int psc_status_parse(const char *json, size_t len, struct psc_status *out, char *err, size_t err_len)
 {
-        static const char *const known[] = { "api_version", "kind",      "pkc_id",     "satellite",
-                                             "revision",    "observed_generation",     "phase",
-                                             "message",     "bootstrap", "lb_healthy", "brokers",
-                                             "time_ms",     NULL };
+        static const char *const known[] = {
+            "api_version", "kind",    "pkc_id",    "satellite",  "revision", "observed_generation",
+            "phase",       "message", "bootstrap", "lb_healthy", "brokers",  "time_ms",
+            NULL};
         psc_status_init(out);
         json_t *root = pj_load(json, len, "status", err, err_len);
         if (!root)
                 return -EINVAL;
         int rc = -EINVAL;
         char *phase = NULL;
-        if (pj_fields(root, "", known, err, err_len) < 0 || check_kind(root, PSC_STATUS_KIND, err, err_len) < 0 ||
+        if (pj_fields(root, "", known, err, err_len) < 0 ||
+            check_kind(root, PSC_STATUS_KIND, err, err_len) < 0 ||
             pj_string(root, "", "pkc_id", true, &out->pkc_id, err, err_len) < 0 ||
             pj_string(root, "", "satellite", true, &out->satellite, err, err_len) < 0 ||
             pj_string(root, "", "revision", false, &out->revision, err, err_len) < 0 ||
@@ -114,7 +115,8 @@ int psc_status_parse(const char *json, size_t len, struct psc_status *out, char 
             pj_integer(root, "", "time_ms", false, 0, INT64_MAX, &out->time_ms, err, err_len) < 0)
                 goto out;
         if (psc_phase_parse(phase, &out->phase) < 0) {
-                ERR("phase: \"%s\" is not provisioning, running, degraded, deleting, deleted or failed", phase);
+                ERR("phase: \"%s\" is not provisioning, running, degraded, deleting, deleted or failed",
+                    phase);
                 goto out;
         }
         json_t *brokers = json_object_get(root, "brokers");
@@ -129,7 +131,8 @@ int psc_status_parse(const char *json, size_t len, struct psc_status *out, char 
                         char where[64];
                         snprintf(where, sizeof(where), "brokers[%zu]", i);
                         out->nbrokers++;
-                        if (parse_broker(json_array_get(brokers, i), where, &out->brokers[i], err, err_len) < 0)
+                        if (parse_broker(json_array_get(brokers, i), where, &out->brokers[i], err, err_len) <
+                            0)
                                 goto out;
                 }
         }
@@ -183,15 +186,16 @@ void psc_heartbeat_deinit(struct psc_heartbeat *hb)
 
 int psc_heartbeat_parse(const char *json, size_t len, struct psc_heartbeat *out, char *err, size_t err_len)
 {
-        static const char *const known[] = { "api_version", "kind", "satellite", "region",
-                                             "version",     "time_ms", "pkcs",   NULL };
+        static const char *const known[] = {"api_version", "kind",    "satellite", "region",
+                                            "version",     "time_ms", "pkcs",      NULL};
         memset(out, 0, sizeof(*out));
         json_t *root = pj_load(json, len, "heartbeat", err, err_len);
         if (!root)
                 return -EINVAL;
         int64_t pkcs = 0;
         int rc = -EINVAL;
-        if (pj_fields(root, "", known, err, err_len) < 0 || check_kind(root, PSC_HEARTBEAT_KIND, err, err_len) < 0 ||
+        if (pj_fields(root, "", known, err, err_len) < 0 ||
+            check_kind(root, PSC_HEARTBEAT_KIND, err, err_len) < 0 ||
             pj_string(root, "", "satellite", true, &out->satellite, err, err_len) < 0 ||
             pj_string(root, "", "region", true, &out->region, err, err_len) < 0 ||
             pj_string(root, "", "version", false, &out->version, err, err_len) < 0 ||

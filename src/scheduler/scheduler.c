@@ -11,8 +11,7 @@
 #include "base/alloc.h"
 
 static const char *const type_names[] = {
-        [SCHEDULER_BASIC] = "basic", [SCHEDULER_STANDARD] = "standard", [SCHEDULER_DEDICATED] = "dedicated"
-};
+    [SCHEDULER_BASIC] = "basic", [SCHEDULER_STANDARD] = "standard", [SCHEDULER_DEDICATED] = "dedicated"};
 
 const char *scheduler_lkc_type_name(enum scheduler_lkc_type type)
 {
@@ -67,7 +66,8 @@ static bool fits(const struct scheduler_request *req, const struct psc_capacity 
                  const struct scheduler_load *load, double limit, struct text *why)
 {
         double lim_in = cap->ingress_mbps * limit, lim_out = cap->egress_mbps * limit;
-        double lim_parts = floor((double)cap->partitions * limit), lim_tenants = floor((double)cap->tenants * limit);
+        double lim_parts = floor((double)cap->partitions * limit),
+               lim_tenants = floor((double)cap->tenants * limit);
         /* MB/s are sums of decimals: a sum that is over its limit by rounding only fits. */
         lim_in += 1e-9 * lim_in;
         lim_out += 1e-9 * lim_out;
@@ -80,7 +80,8 @@ static bool fits(const struct scheduler_request *req, const struct psc_capacity 
                 return false;
         }
         if ((double)(load->partitions + req->partitions) > lim_parts) {
-                text_add(why, "partitions %" PRId64 "+%" PRId64 " > %g", load->partitions, req->partitions, lim_parts);
+                text_add(why, "partitions %" PRId64 "+%" PRId64 " > %g", load->partitions, req->partitions,
+                         lim_parts);
                 return false;
         }
         if ((double)(load->tenants + 1) > lim_tenants) {
@@ -101,7 +102,8 @@ static double room_after(const struct scheduler_request *req, const struct psc_c
                (double)(cap->tenants - load->tenants - 1) / (double)cap->tenants;
 }
 
-static int fail(struct scheduler_decision *out, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct scheduler_decision *out, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(struct scheduler_decision *out, int rc, const char *fmt, ...)
 {
         va_list ap;
@@ -146,28 +148,30 @@ static const char *headroom_note(const char *prefix)
 static int check_whole(const struct scheduler_request *req, const struct psc_capacity *cap, double limit,
                        const struct psc_capacity *dedicated, struct scheduler_decision *out)
 {
-        struct scheduler_load empty = { 0 };
+        struct scheduler_load empty = {0};
         char whybuf[160] = "";
-        struct text why = { whybuf, sizeof(whybuf), 0 };
+        struct text why = {whybuf, sizeof(whybuf), 0};
         if (fits(req, cap, &empty, limit, &why))
                 return 0;
         const char *kind = req->type == SCHEDULER_DEDICATED ? "a dedicated" : "a multi-tenant";
         char hint[200] = "";
         if (req->type != SCHEDULER_DEDICATED) {
-                struct text h = { hint, sizeof(hint), 0 };
-                struct text none = { whybuf, 0, 0 };
+                struct text h = {hint, sizeof(hint), 0};
+                struct text none = {whybuf, 0, 0};
                 if (fits(req, dedicated, &empty, 1.0, &none))
                         text_add(&h, "; ask for type dedicated");
                 else
-                        text_add(&h, "; even a dedicated PKC takes at most ingress %g MB/s, egress %g MB/s, "
-                                     "%" PRId64 " partitions",
+                        text_add(&h,
+                                 "; even a dedicated PKC takes at most ingress %g MB/s, egress %g MB/s, "
+                                 "%" PRId64 " partitions",
                                  dedicated->ingress_mbps, dedicated->egress_mbps, dedicated->partitions);
         }
         return fail(out, -E2BIG,
-                    "%s %s LKC of ingress %g MB/s, egress %g MB/s, %" PRId64 " partitions can never fit %s PKC "
+                    "%s %s LKC of ingress %g MB/s, egress %g MB/s, %" PRId64
+                    " partitions can never fit %s PKC "
                     "(%s%s)%s",
-                    req->lkc_id, type_names[req->type], req->ingress_mbps, req->egress_mbps, req->partitions, kind,
-                    whybuf, req->type == SCHEDULER_STANDARD ? headroom_note(", keeping") : "", hint);
+                    req->lkc_id, type_names[req->type], req->ingress_mbps, req->egress_mbps, req->partitions,
+                    kind, whybuf, req->type == SCHEDULER_STANDARD ? headroom_note(", keeping") : "", hint);
 }
 
 int scheduler_place(const struct psc_policy *policy, const struct scheduler_request *req,
@@ -188,12 +192,13 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
                 out->action = SCHEDULER_PLAN_NEW;
                 out->new_type = PSC_DEDICATED;
                 out->new_capacity = ded;
-                snprintf(out->reason, sizeof(out->reason),
-                         "dedicated: a PKC of its own in region %s sized for ingress %g MB/s, egress %g MB/s, "
-                         "%" PRId64 " partitions (a dedicated PKC takes up to %g/%g MB/s, %" PRId64
-                         " partitions under policy %s)",
-                         req->region, req->ingress_mbps, req->egress_mbps, req->partitions, ded.ingress_mbps,
-                         ded.egress_mbps, ded.partitions, psc_policy_version(policy));
+                snprintf(
+                    out->reason, sizeof(out->reason),
+                    "dedicated: a PKC of its own in region %s sized for ingress %g MB/s, egress %g MB/s, "
+                    "%" PRId64 " partitions (a dedicated PKC takes up to %g/%g MB/s, %" PRId64
+                    " partitions under policy %s)",
+                    req->region, req->ingress_mbps, req->egress_mbps, req->partitions, ded.ingress_mbps,
+                    ded.egress_mbps, ded.partitions, psc_policy_version(policy));
                 return 0;
         }
 
@@ -208,7 +213,7 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
         double best_room = 0;
         int candidates = 0, with_room = 0, skipped_deleting = 0, skipped_dedicated = 0;
         char whybuf[700] = "";
-        struct text why = { whybuf, sizeof(whybuf), 0 };
+        struct text why = {whybuf, sizeof(whybuf), 0};
         const char *prev_id = NULL;
         for (;;) {
                 /* The next PKC of this region by id after <prev_id>. */
@@ -239,7 +244,7 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
                         continue;
                 }
                 char onebuf[160] = "";
-                struct text one = { onebuf, sizeof(onebuf), 0 };
+                struct text one = {onebuf, sizeof(onebuf), 0};
                 if (!fits(req, &next->capacity, &next->load, limit, &one)) {
                         text_add(&why, "%s%s: %s", why.len ? "; " : "", next->id, onebuf);
                         continue;
@@ -254,7 +259,7 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
 
         char skipped[120] = "";
         if (skipped_deleting || skipped_dedicated) {
-                struct text s = { skipped, sizeof(skipped), 0 };
+                struct text s = {skipped, sizeof(skipped), 0};
                 text_add(&s, " (skipped:");
                 if (skipped_deleting)
                         text_add(&s, " %d deleting", skipped_deleting);
@@ -268,14 +273,15 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
                 const struct scheduler_load *l = &best->load;
                 out->action = SCHEDULER_PLACE_EXISTING;
                 snprintf(out->pkc_id, sizeof(out->pkc_id), "%s", best->id);
-                snprintf(out->reason, sizeof(out->reason),
-                         "placed on %s: best fit of %d PKC%s with room in region %s%s; after placement ingress "
-                         "%g/%g MB/s, egress %g/%g, partitions %" PRId64 "/%" PRId64 ", tenants %" PRId64
-                         "/%" PRId64 "%s",
-                         best->id, with_room, with_room == 1 ? "" : "s", req->region, headroom,
-                         l->ingress_mbps + req->ingress_mbps, c->ingress_mbps, l->egress_mbps + req->egress_mbps,
-                         c->egress_mbps, l->partitions + req->partitions, c->partitions, l->tenants + 1,
-                         c->tenants, skipped);
+                snprintf(
+                    out->reason, sizeof(out->reason),
+                    "placed on %s: best fit of %d PKC%s with room in region %s%s; after placement ingress "
+                    "%g/%g MB/s, egress %g/%g, partitions %" PRId64 "/%" PRId64 ", tenants %" PRId64
+                    "/%" PRId64 "%s",
+                    best->id, with_room, with_room == 1 ? "" : "s", req->region, headroom,
+                    l->ingress_mbps + req->ingress_mbps, c->ingress_mbps, l->egress_mbps + req->egress_mbps,
+                    c->egress_mbps, l->partitions + req->partitions, c->partitions, l->tenants + 1,
+                    c->tenants, skipped);
                 return 0;
         }
         out->action = SCHEDULER_PLAN_NEW;
@@ -289,7 +295,7 @@ int scheduler_place(const struct psc_policy *policy, const struct scheduler_requ
                 snprintf(out->reason, sizeof(out->reason),
                          "new multi-tenant PKC: none of %d PKC%s in region %s has room for ingress %g MB/s, "
                          "egress %g MB/s, %" PRId64 " partitions%s (%s)%s",
-                         candidates, candidates == 1 ? "" : "s", req->region, req->ingress_mbps, req->egress_mbps,
-                         req->partitions, headroom, whybuf, skipped);
+                         candidates, candidates == 1 ? "" : "s", req->region, req->ingress_mbps,
+                         req->egress_mbps, req->partitions, headroom, whybuf, skipped);
         return 0;
 }

@@ -34,10 +34,10 @@ const char *scheduler_lkc_type_name(enum scheduler_lkc_type type);
 int scheduler_lkc_type_parse(const char *name, enum scheduler_lkc_type *out);
 
 struct scheduler_request {
-        const char *lkc_id;          /* lkc-xxxxxx, for the reason text */
+        const char *lkc_id; /* lkc-xxxxxx, for the reason text */
         const char *region;
         enum scheduler_lkc_type type;
-        double ingress_mbps;         /* asked for, MB/s */
+        double ingress_mbps; /* asked for, MB/s */
         double egress_mbps;
         int64_t partitions;
 };
@@ -51,12 +51,12 @@ struct scheduler_load {
 };
 
 struct scheduler_pkc {
-        const char *id;              /* pkc-xxxxxx */
+        const char *id; /* pkc-xxxxxx */
         const char *region;
         enum psc_pkc_type type;
         struct psc_capacity capacity; /* psc_policy_capacity() of the policy it was made under */
         struct scheduler_load load;
-        bool accepting;              /* false while it is being deleted (never placed on) */
+        bool accepting; /* false while it is being deleted (never placed on) */
 };
 
 enum scheduler_action {
@@ -66,10 +66,10 @@ enum scheduler_action {
 
 struct scheduler_decision {
         enum scheduler_action action;
-        char pkc_id[72];             /* SCHEDULER_PLACE_EXISTING: the chosen PKC */
-        enum psc_pkc_type new_type;  /* SCHEDULER_PLAN_NEW: multi-tenant or dedicated */
+        char pkc_id[72];                  /* SCHEDULER_PLACE_EXISTING: the chosen PKC */
+        enum psc_pkc_type new_type;       /* SCHEDULER_PLAN_NEW: multi-tenant or dedicated */
         struct psc_capacity new_capacity; /* SCHEDULER_PLAN_NEW: its capacity under the policy */
-        char reason[1024];           /* one human-readable line, also set on errors */
+        char reason[1024];                /* one human-readable line, also set on errors */
 };
 
 /* Decides where <req> goes among <pkcs> (any regions and order; only accepting PKCs of

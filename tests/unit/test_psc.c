@@ -19,20 +19,24 @@
 #define K32B "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
 #define K64A "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw=="
 #define K64B "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl9gYWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXp7fH1+fw=="
-#define SCRAM256 "{\"salt\":\"" SALT "\",\"iterations\":4096,\"stored_key\":\"" K32A "\",\"server_key\":\"" K32B "\"}"
-#define SCRAM512 "{\"salt\":\"" SALT "\",\"iterations\":8192,\"stored_key\":\"" K64A "\",\"server_key\":\"" K64B "\"}"
+#define SCRAM256                                                                                             \
+        "{\"salt\":\"" SALT "\",\"iterations\":4096,\"stored_key\":\"" K32A "\",\"server_key\":\"" K32B "\"" \
+                                                                                                        "}"
+#define SCRAM512                                                                                             \
+        "{\"salt\":\"" SALT "\",\"iterations\":8192,\"stored_key\":\"" K64A "\",\"server_key\":\"" K64B "\"" \
+                                                                                                        "}"
 
 /* A partial PSC with two tenants: one with quotas and both credentials, one unlimited. */
 static const char partial_doc[] =
-        "{\"api_version\":\"stratus/v1\",\"kind\":\"PhysicalStatefulCluster\",\"id\":\"pkc-abc123\","
-        "\"product\":\"kafka\",\"satellite\":\"sat-local-1\",\"region\":\"local\",\"generation\":7,"
-        "\"revision\":\"r1\",\"type\":\"multi_tenant\",\"ingress_mbps\":12.5,\"egress_mbps\":30,"
-        "\"partitions\":40,\"tenants\":["
-        "{\"id\":\"lkc-aaaaaa\",\"quotas\":{\"produce_bytes_per_sec\":10485760,\"fetch_bytes_per_sec\":0.5,"
-        "\"max_connections\":100,\"max_partitions\":20},"
-        "\"api_keys\":[{\"key\":\"KEYAAAAAAAAAAAAA\",\"scram_sha_256\":" SCRAM256 ",\"scram_sha_512\":" SCRAM512
-        "}]},"
-        "{\"id\":\"lkc-bbbbbb\",\"api_keys\":[{\"key\":\"KEYBBBBBBBBBBBBB\",\"scram_sha_256\":" SCRAM256 "}]}]}";
+    "{\"api_version\":\"stratus/v1\",\"kind\":\"PhysicalStatefulCluster\",\"id\":\"pkc-abc123\","
+    "\"product\":\"kafka\",\"satellite\":\"sat-local-1\",\"region\":\"local\",\"generation\":7,"
+    "\"revision\":\"r1\",\"type\":\"multi_tenant\",\"ingress_mbps\":12.5,\"egress_mbps\":30,"
+    "\"partitions\":40,\"tenants\":["
+    "{\"id\":\"lkc-aaaaaa\",\"quotas\":{\"produce_bytes_per_sec\":10485760,\"fetch_bytes_per_sec\":0.5,"
+    "\"max_connections\":100,\"max_partitions\":20},"
+    "\"api_keys\":[{\"key\":\"KEYAAAAAAAAAAAAA\",\"scram_sha_256\":" SCRAM256 ",\"scram_sha_512\":" SCRAM512
+    "}]},"
+    "{\"id\":\"lkc-bbbbbb\",\"api_keys\":[{\"key\":\"KEYBBBBBBBBBBBBB\",\"scram_sha_256\":" SCRAM256 "}]}]}";
 
 static int parse_str(const char *json, struct psc *out, char *err, size_t err_len)
 {
@@ -94,8 +98,10 @@ TEST(psc_to_json_is_deterministic_and_round_trips)
         char *again = psc_to_json(&b);
         CHECK(strcmp(text, again) == 0);
         /* Fixed key order, whatever the order of the input. */
-        CHECK(strncmp(text, "{\n  \"api_version\": \"stratus/v1\",\n  \"kind\": \"PhysicalStatefulCluster\",\n  \"id\"",
-                      60) == 0);
+        CHECK(strncmp(
+                  text,
+                  "{\n  \"api_version\": \"stratus/v1\",\n  \"kind\": \"PhysicalStatefulCluster\",\n  \"id\"",
+                  60) == 0);
         CHECK(strstr(text, "\"ingress_mbps\": 12.5") != NULL);
         CHECK(strstr(text, "\"egress_mbps\": 30,") != NULL);
         CHECK(strstr(text, "\"requests_per_sec\"") == NULL); /* unlimited: left out */
@@ -131,20 +137,23 @@ TEST(psc_parse_names_unknown_top_level_fields)
 
 TEST(psc_parse_errors_name_the_json_path)
 {
-        CHECK(expect_error(doc_with("\"generation\":7", "\"generation\":\"7\""), "generation: must be an integer") == 0);
-        CHECK(expect_error(doc_with("\"generation\":7", "\"generation\":0"), "generation: must be an integer from 1") ==
-              0);
+        CHECK(expect_error(doc_with("\"generation\":7", "\"generation\":\"7\""),
+                           "generation: must be an integer") == 0);
+        CHECK(expect_error(doc_with("\"generation\":7", "\"generation\":0"),
+                           "generation: must be an integer from 1") == 0);
         CHECK(expect_error(doc_with("\"id\":\"pkc-abc123\",", ""), "id: missing (required)") == 0);
         CHECK(expect_error(doc_with("\"type\":\"multi_tenant\"", "\"type\":\"shared\""),
                            "type: \"shared\" is not multi_tenant or dedicated") == 0);
-        CHECK(expect_error(doc_with("\"kind\":\"PhysicalStatefulCluster\"", "\"kind\":\"Pod\""), "kind: \"Pod\"") == 0);
+        CHECK(expect_error(doc_with("\"kind\":\"PhysicalStatefulCluster\"", "\"kind\":\"Pod\""),
+                           "kind: \"Pod\"") == 0);
         CHECK(expect_error(doc_with("\"api_version\":\"stratus/v1\"", "\"api_version\":\"stratus/v9\""),
                            "api_version: \"stratus/v9\" is not served") == 0);
         CHECK(expect_error(doc_with("{\"key\":\"KEYBBBBBBBBBBBBB\",\"scram_sha_256\":{\"salt\":\"" SALT,
                                     "{\"key\":\"KEYBBBBBBBBBBBBB\",\"scram_sha_256\":{\"salt\":\"no*base64"),
                            "tenants[1].api_keys[0].scram_sha_256.salt: must be base64") == 0);
         CHECK(expect_error(doc_with("\"iterations\":8192", "\"iterations\":10"),
-                           "tenants[0].api_keys[0].scram_sha_512.iterations: must be an integer from 4096") == 0);
+                           "tenants[0].api_keys[0].scram_sha_512.iterations: must be an integer from 4096") ==
+              0);
         CHECK(expect_error(doc_with("\"max_connections\":100", "\"max_connections\":1.5"),
                            "tenants[0].quotas.max_connections: must be a non-negative integer") == 0);
         CHECK(expect_error(doc_with("{\"key\":\"KEYBBBBBBBBBBBBB\",\"scram_sha_256\":" SCRAM256 "}",
@@ -154,11 +163,12 @@ TEST(psc_parse_errors_name_the_json_path)
                            "tenants[1].id: \"lkc-aaaaaa\" appears twice") == 0);
         CHECK(expect_error(doc_with("KEYBBBBBBBBBBBBB", "KEYAAAAAAAAAAAAA"),
                            "tenants[1].api_keys[0].key: \"KEYAAAAAAAAAAAAA\" is used twice") == 0);
-        CHECK(expect_error(doc_with("\"tenants\":[", "\"tenants\":{},\"x\":["), "unknown top-level field \"x\"") == 0);
+        CHECK(expect_error(doc_with("\"tenants\":[", "\"tenants\":{},\"x\":["),
+                           "unknown top-level field \"x\"") == 0);
         CHECK(expect_error(xstrdup("{\"api_version\":"), "PSC: not valid JSON: line 1") == 0);
         CHECK(expect_error(xstrdup("[1]"), "PSC: must be a JSON object") == 0);
-        CHECK(expect_error(doc_with("\"ingress_mbps\":12.5", "\"ingress_mbps\":-1"), "ingress_mbps: must be a number") ==
-              0);
+        CHECK(expect_error(doc_with("\"ingress_mbps\":12.5", "\"ingress_mbps\":-1"),
+                           "ingress_mbps: must be a number") == 0);
 }
 
 TEST(psc_tenants_file_is_what_the_broker_loads)
@@ -199,7 +209,8 @@ TEST(psc_topic_names)
 
 TEST(psc_status_round_trips_and_names_phases)
 {
-        static const char *const names[] = { "provisioning", "running", "degraded", "deleting", "deleted", "failed" };
+        static const char *const names[] = {"provisioning", "running", "degraded",
+                                            "deleting",     "deleted", "failed"};
         for (int i = 0; i < 6; i++) {
                 enum psc_phase p;
                 CHECK(strcmp(psc_phase_name((enum psc_phase)i), names[i]) == 0);
@@ -209,12 +220,19 @@ TEST(psc_status_round_trips_and_names_phases)
         enum psc_phase p;
         CHECK_EQ(psc_phase_parse("sleeping", &p), -EINVAL);
 
-        struct psc_broker_status broker = { .id = 0, .healthy = true, .pid = 4242, .restarts = 1,
-                                            .address = "127.0.0.1:19092" };
-        struct psc_status st = { .pkc_id = "pkc-abc123", .satellite = "sat-local-1", .revision = "r1",
-                                 .observed_generation = 7, .phase = PSC_PHASE_DEGRADED, .message = "broker 0 restarting",
-                                 .bootstrap = "127.0.0.1:19000", .lb_healthy = true, .brokers = &broker, .nbrokers = 1,
-                                 .time_ms = 1700000000000 };
+        struct psc_broker_status broker = {
+            .id = 0, .healthy = true, .pid = 4242, .restarts = 1, .address = "127.0.0.1:19092"};
+        struct psc_status st = {.pkc_id = "pkc-abc123",
+                                .satellite = "sat-local-1",
+                                .revision = "r1",
+                                .observed_generation = 7,
+                                .phase = PSC_PHASE_DEGRADED,
+                                .message = "broker 0 restarting",
+                                .bootstrap = "127.0.0.1:19000",
+                                .lb_healthy = true,
+                                .brokers = &broker,
+                                .nbrokers = 1,
+                                .time_ms = 1700000000000};
         char *text = psc_status_to_json(&st);
         struct psc_status back;
         char err[256] = "";
@@ -227,14 +245,16 @@ TEST(psc_status_round_trips_and_names_phases)
         free(again);
         psc_status_deinit(&back);
 
-        const char *bad = "{\"pkc_id\":\"pkc-a\",\"satellite\":\"s\",\"observed_generation\":1,\"phase\":\"on\"}";
+        const char *bad =
+            "{\"pkc_id\":\"pkc-a\",\"satellite\":\"s\",\"observed_generation\":1,\"phase\":\"on\"}";
         CHECK_EQ(psc_status_parse(bad, strlen(bad), &back, err, sizeof(err)), -EINVAL);
         CHECK(strstr(err, "phase: \"on\"") != NULL);
         bad = "{\"pkc_id\":\"pkc-a\",\"satellite\":\"s\",\"observed_generation\":1,\"phase\":\"running\","
               "\"brokers\":[{\"id\":0}]}";
         CHECK_EQ(psc_status_parse(bad, strlen(bad), &back, err, sizeof(err)), -EINVAL);
         CHECK(strstr(err, "brokers[0].healthy: missing") != NULL);
-        bad = "{\"kind\":\"SatelliteHeartbeat\",\"pkc_id\":\"pkc-a\",\"satellite\":\"s\",\"observed_generation\":1,"
+        bad = "{\"kind\":\"SatelliteHeartbeat\",\"pkc_id\":\"pkc-a\",\"satellite\":\"s\",\"observed_"
+              "generation\":1,"
               "\"phase\":\"running\"}";
         CHECK_EQ(psc_status_parse(bad, strlen(bad), &back, err, sizeof(err)), -EINVAL);
         CHECK(strstr(err, "kind: must be \"PhysicalStatefulClusterStatus\"") != NULL);
@@ -242,8 +262,11 @@ TEST(psc_status_round_trips_and_names_phases)
 
 TEST(psc_heartbeat_round_trips)
 {
-        struct psc_heartbeat hb = { .satellite = "sat-local-1", .region = "local", .version = "0.1.0",
-                                    .time_ms = 1700000000000, .pkcs = 3 };
+        struct psc_heartbeat hb = {.satellite = "sat-local-1",
+                                   .region = "local",
+                                   .version = "0.1.0",
+                                   .time_ms = 1700000000000,
+                                   .pkcs = 3};
         char *text = psc_heartbeat_to_json(&hb);
         struct psc_heartbeat back;
         char err[256] = "";
@@ -325,7 +348,7 @@ static char *complete_text(const char *json, size_t len, const char *name)
 
 TEST(psc_complete_matches_golden_files)
 {
-        static const char *const cases[] = { "basic", "dedicated", "deleted", "no_tenants", "quotas" };
+        static const char *const cases[] = {"basic", "dedicated", "deleted", "no_tenants", "quotas"};
         bool update = getenv("STRATUS_UPDATE_GOLDEN") && strcmp(getenv("STRATUS_UPDATE_GOLDEN"), "1") == 0;
         int checked = 0;
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -347,8 +370,9 @@ TEST(psc_complete_matches_golden_files)
                 char *want = read_text(path, NULL);
                 bool same = want && strcmp(want, got) == 0;
                 if (!same)
-                        fprintf(stderr, "  %s differs from psc_complete()'s output:\n%s\n"
-                                        "  (STRATUS_UPDATE_GOLDEN=1 make test rewrites it; review the diff)\n",
+                        fprintf(stderr,
+                                "  %s differs from psc_complete()'s output:\n%s\n"
+                                "  (STRATUS_UPDATE_GOLDEN=1 make test rewrites it; review the diff)\n",
                                 path, got);
                 free(want);
                 free(got);
@@ -514,23 +538,26 @@ TEST(psc_policy_load_reads_a_file_and_names_errors)
         static const struct {
                 const char *from, *to, *want;
         } bad[] = {
-                { "\"lb_bootstrap\": true", "\"lb_bootstrap\": true, \"replicas\": 3",
-                  "unknown top-level field \"replicas\"" },
-                { "\"num.partitions\": \"1\"", "\"listeners\": \"PLAINTEXT://:1\"",
-                  "\"listeners\" is written by the satellite" },
-                { "\"num.partitions\": \"1\"", "\"log.segment.bytes\": \"1\"",
-                  "broker_config_rules[0].key: \"log.segment.bytes\" is also in broker_config" },
-                { "\"from\": \"tenants\"", "\"from\": \"moon_phase\"", "broker_config_rules[2].from: \"moon_phase\"" },
-                { "\"size_from\": \"request\"", "\"size_from\": \"guess\"", "types.dedicated.size_from: \"guess\"" },
-                { "\"broker_count\": 1,", "\"broker_count\": 0,", "types.multi_tenant.broker_count: must be an integer" },
-                { "\"partitions\": 1000,", "", "types.multi_tenant.capacity.partitions: missing" },
-                { "\"SASL_PLAINTEXT\"", "\"PLAINTEXT\"", "listeners.client_security_protocol: \"PLAINTEXT\"" },
+            {"\"lb_bootstrap\": true", "\"lb_bootstrap\": true, \"replicas\": 3",
+             "unknown top-level field \"replicas\""},
+            {"\"num.partitions\": \"1\"", "\"listeners\": \"PLAINTEXT://:1\"",
+             "\"listeners\" is written by the satellite"},
+            {"\"num.partitions\": \"1\"", "\"log.segment.bytes\": \"1\"",
+             "broker_config_rules[0].key: \"log.segment.bytes\" is also in broker_config"},
+            {"\"from\": \"tenants\"", "\"from\": \"moon_phase\"",
+             "broker_config_rules[2].from: \"moon_phase\""},
+            {"\"size_from\": \"request\"", "\"size_from\": \"guess\"",
+             "types.dedicated.size_from: \"guess\""},
+            {"\"broker_count\": 1,", "\"broker_count\": 0,",
+             "types.multi_tenant.broker_count: must be an integer"},
+            {"\"partitions\": 1000,", "", "types.multi_tenant.capacity.partitions: missing"},
+            {"\"SASL_PLAINTEXT\"", "\"PLAINTEXT\"", "listeners.client_security_protocol: \"PLAINTEXT\""},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 const char *hit = strstr(psc_policy_default_json, bad[i].from);
                 CHECK(hit != NULL);
-                char *doc = xasprintf("%.*s%s%s", (int)(hit - psc_policy_default_json), psc_policy_default_json,
-                                      bad[i].to, hit + strlen(bad[i].from));
+                char *doc = xasprintf("%.*s%s%s", (int)(hit - psc_policy_default_json),
+                                      psc_policy_default_json, bad[i].to, hit + strlen(bad[i].from));
                 int rc = psc_policy_parse(doc, strlen(doc), &policy, err, sizeof(err));
                 free(doc);
                 if (rc != -EINVAL || !strstr(err, bad[i].want))

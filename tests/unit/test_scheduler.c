@@ -11,16 +11,20 @@
 static struct scheduler_pkc mt_pkc(const char *id, const char *region, double in, double out, int64_t parts,
                                    int64_t tenants)
 {
-        struct scheduler_pkc p = { .id = id, .region = region, .type = PSC_MULTI_TENANT, .accepting = true };
+        struct scheduler_pkc p = {.id = id, .region = region, .type = PSC_MULTI_TENANT, .accepting = true};
         psc_policy_capacity(psc_policy_default(), PSC_MULTI_TENANT, &p.capacity);
-        p.load = (struct scheduler_load){ in, out, parts, tenants };
+        p.load = (struct scheduler_load){in, out, parts, tenants};
         return p;
 }
 
 static struct scheduler_request basic(double in, double out, int64_t parts)
 {
-        return (struct scheduler_request){ .lkc_id = "lkc-new001", .region = "r1", .type = SCHEDULER_BASIC,
-                                           .ingress_mbps = in, .egress_mbps = out, .partitions = parts };
+        return (struct scheduler_request){.lkc_id = "lkc-new001",
+                                          .region = "r1",
+                                          .type = SCHEDULER_BASIC,
+                                          .ingress_mbps = in,
+                                          .egress_mbps = out,
+                                          .partitions = parts};
 }
 
 static int place(const struct scheduler_request *req, const struct scheduler_pkc *pkcs, size_t n,
@@ -44,27 +48,28 @@ TEST(scheduler_empty_region_plans_a_multi_tenant_pkc)
 TEST(scheduler_places_on_the_best_fit_with_the_reason)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-aaaaaa", "r1", 10, 20, 100, 2),
-                mt_pkc("pkc-bbbbbb", "r1", 20, 50, 110, 2), /* fuller: best fit */
-                mt_pkc("pkc-cccccc", "r1", 0, 0, 0, 0),
+            mt_pkc("pkc-aaaaaa", "r1", 10, 20, 100, 2),
+            mt_pkc("pkc-bbbbbb", "r1", 20, 50, 110, 2), /* fuller: best fit */
+            mt_pkc("pkc-cccccc", "r1", 0, 0, 0, 0),
         };
         struct scheduler_request req = basic(10, 10, 10);
         struct scheduler_decision d;
         CHECK_EQ(place(&req, pkcs, 3, &d), 0);
         CHECK(d.action == SCHEDULER_PLACE_EXISTING);
         CHECK(strcmp(d.pkc_id, "pkc-bbbbbb") == 0);
-        CHECK(strcmp(d.reason, "placed on pkc-bbbbbb: best fit of 3 PKCs with room in region r1; after placement "
-                               "ingress 30/100 MB/s, egress 60/300, partitions 120/1000, tenants 3/50") == 0 ||
+        CHECK(strcmp(d.reason,
+                     "placed on pkc-bbbbbb: best fit of 3 PKCs with room in region r1; after placement "
+                     "ingress 30/100 MB/s, egress 60/300, partitions 120/1000, tenants 3/50") == 0 ||
               HAS(d, "(exact text)"));
 }
 
 TEST(scheduler_all_full_plans_a_new_pkc_saying_why)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-aaaaaa", "r1", 95, 10, 10, 1),
-                mt_pkc("pkc-bbbbbb", "r1", 10, 295, 10, 1),
-                mt_pkc("pkc-cccccc", "r1", 10, 10, 995, 1),
-                mt_pkc("pkc-dddddd", "r1", 10, 10, 10, 50),
+            mt_pkc("pkc-aaaaaa", "r1", 95, 10, 10, 1),
+            mt_pkc("pkc-bbbbbb", "r1", 10, 295, 10, 1),
+            mt_pkc("pkc-cccccc", "r1", 10, 10, 995, 1),
+            mt_pkc("pkc-dddddd", "r1", 10, 10, 10, 50),
         };
         struct scheduler_request req = basic(10, 10, 10);
         struct scheduler_decision d;
@@ -79,7 +84,7 @@ TEST(scheduler_all_full_plans_a_new_pkc_saying_why)
 
 TEST(scheduler_exact_fit_is_placed)
 {
-        struct scheduler_pkc pkcs[] = { mt_pkc("pkc-aaaaaa", "r1", 90, 290, 990, 49) };
+        struct scheduler_pkc pkcs[] = {mt_pkc("pkc-aaaaaa", "r1", 90, 290, 990, 49)};
         struct scheduler_request req = basic(10, 10, 10);
         struct scheduler_decision d;
         CHECK_EQ(place(&req, pkcs, 1, &d), 0);
@@ -102,9 +107,9 @@ TEST(scheduler_exact_fit_is_placed)
 TEST(scheduler_ties_go_to_the_smaller_id)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-zzzzzz", "r1", 10, 10, 10, 1),
-                mt_pkc("pkc-mmmmmm", "r1", 10, 10, 10, 1),
-                mt_pkc("pkc-nnnnnn", "r1", 10, 10, 10, 1),
+            mt_pkc("pkc-zzzzzz", "r1", 10, 10, 10, 1),
+            mt_pkc("pkc-mmmmmm", "r1", 10, 10, 10, 1),
+            mt_pkc("pkc-nnnnnn", "r1", 10, 10, 10, 1),
         };
         struct scheduler_request req = basic(1, 1, 1);
         struct scheduler_decision d;
@@ -115,8 +120,8 @@ TEST(scheduler_ties_go_to_the_smaller_id)
 TEST(scheduler_dedicated_gets_a_pkc_of_its_own)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-aaaaaa", "r1", 0, 0, 0, 0),
-                mt_pkc("pkc-dddddd", "r1", 0, 0, 0, 0),
+            mt_pkc("pkc-aaaaaa", "r1", 0, 0, 0, 0),
+            mt_pkc("pkc-dddddd", "r1", 0, 0, 0, 0),
         };
         pkcs[1].type = PSC_DEDICATED;
         psc_policy_capacity(psc_policy_default(), PSC_DEDICATED, &pkcs[1].capacity);
@@ -126,8 +131,9 @@ TEST(scheduler_dedicated_gets_a_pkc_of_its_own)
         CHECK_EQ(place(&req, pkcs, 2, &d), 0);
         CHECK(d.action == SCHEDULER_PLAN_NEW && d.new_type == PSC_DEDICATED);
         CHECK(d.new_capacity.ingress_mbps == 250);
-        CHECK(HAS(d, "dedicated: a PKC of its own in region r1 sized for ingress 50 MB/s, egress 150 MB/s, 600 "
-                     "partitions"));
+        CHECK(HAS(d,
+                  "dedicated: a PKC of its own in region r1 sized for ingress 50 MB/s, egress 150 MB/s, 600 "
+                  "partitions"));
         /* A multi-tenant LKC never goes onto a dedicated PKC. */
         req.type = SCHEDULER_BASIC;
         pkcs[0].accepting = false;
@@ -139,8 +145,8 @@ TEST(scheduler_dedicated_gets_a_pkc_of_its_own)
 TEST(scheduler_skips_deleting_pkcs)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-aaaaaa", "r1", 50, 50, 50, 5),
-                mt_pkc("pkc-bbbbbb", "r1", 0, 0, 0, 0),
+            mt_pkc("pkc-aaaaaa", "r1", 50, 50, 50, 5),
+            mt_pkc("pkc-bbbbbb", "r1", 0, 0, 0, 0),
         };
         pkcs[0].accepting = false; /* fuller, so best fit if it were accepting */
         struct scheduler_request req = basic(10, 10, 10);
@@ -158,9 +164,9 @@ TEST(scheduler_skips_deleting_pkcs)
 TEST(scheduler_only_looks_at_the_requests_region)
 {
         struct scheduler_pkc pkcs[] = {
-                mt_pkc("pkc-aaaaaa", "r2", 0, 0, 0, 0),
-                mt_pkc("pkc-bbbbbb", "r10", 0, 0, 0, 0),
-                mt_pkc("pkc-cccccc", "r1", 99, 0, 0, 0),
+            mt_pkc("pkc-aaaaaa", "r2", 0, 0, 0, 0),
+            mt_pkc("pkc-bbbbbb", "r10", 0, 0, 0, 0),
+            mt_pkc("pkc-cccccc", "r1", 99, 0, 0, 0),
         };
         struct scheduler_request req = basic(10, 10, 10);
         struct scheduler_decision d;
@@ -175,9 +181,9 @@ TEST(scheduler_only_looks_at_the_requests_region)
 TEST(scheduler_decision_does_not_depend_on_input_order)
 {
         struct scheduler_pkc base[] = {
-                mt_pkc("pkc-aaaaaa", "r1", 40, 40, 400, 10), mt_pkc("pkc-bbbbbb", "r1", 40, 40, 400, 10),
-                mt_pkc("pkc-cccccc", "r1", 95, 10, 10, 1),   mt_pkc("pkc-dddddd", "r2", 90, 90, 900, 40),
-                mt_pkc("pkc-eeeeee", "r1", 30, 30, 300, 9),
+            mt_pkc("pkc-aaaaaa", "r1", 40, 40, 400, 10), mt_pkc("pkc-bbbbbb", "r1", 40, 40, 400, 10),
+            mt_pkc("pkc-cccccc", "r1", 95, 10, 10, 1),   mt_pkc("pkc-dddddd", "r2", 90, 90, 900, 40),
+            mt_pkc("pkc-eeeeee", "r1", 30, 30, 300, 9),
         };
         base[4].accepting = false;
         struct scheduler_request req = basic(10, 10, 10);
@@ -211,7 +217,7 @@ TEST(scheduler_decision_does_not_depend_on_input_order)
 
 TEST(scheduler_standard_keeps_headroom)
 {
-        struct scheduler_pkc pkcs[] = { mt_pkc("pkc-aaaaaa", "r1", 75, 10, 10, 1) };
+        struct scheduler_pkc pkcs[] = {mt_pkc("pkc-aaaaaa", "r1", 75, 10, 10, 1)};
         struct scheduler_request req = basic(10, 10, 10);
         struct scheduler_decision d;
         CHECK_EQ(place(&req, pkcs, 1, &d), 0);
@@ -231,8 +237,9 @@ TEST(scheduler_refuses_what_no_pkc_can_hold)
         struct scheduler_request req = basic(150, 10, 10);
         struct scheduler_decision d;
         CHECK_EQ(place(&req, NULL, 0, &d), -E2BIG);
-        CHECK(HAS(d, "lkc-new001 basic LKC of ingress 150 MB/s, egress 10 MB/s, 10 partitions can never fit a "
-                     "multi-tenant PKC (ingress 0+150 > 100); ask for type dedicated"));
+        CHECK(HAS(d,
+                  "lkc-new001 basic LKC of ingress 150 MB/s, egress 10 MB/s, 10 partitions can never fit a "
+                  "multi-tenant PKC (ingress 0+150 > 100); ask for type dedicated"));
         req.type = SCHEDULER_STANDARD;
         req.ingress_mbps = 90;
         CHECK_EQ(place(&req, NULL, 0, &d), -E2BIG);
