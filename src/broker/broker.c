@@ -421,9 +421,25 @@ static void for_each_partition(struct broker *broker, void (*fn)(struct broker *
 
 static void retention_one(struct broker *broker, struct topic *topic, int32_t p)
 {
-        int n = plog_enforce_retention(topic->partitions[p], clock_wall_ms());
+        int64_t now_ms = clock_wall_ms();
+        int n = plog_enforce_retention(topic->partitions[p], now_ms);
         if (n > 0)
                 log_info("retention deleted segments=%d topic=%s partition=%d", n, topic->name, p);
+}
+
+/* Compacted topics: closed segments are cleaned (the active one waits for its roll by
+ * segment.bytes or segment.ms, which the retention timer does). */
+static void compact_one(struct broker *broker, struct topic *topic, int32_t p)
+{
+        struct plog_compact_stats st;
+        plog_compact(topic->partitions[p], clock_wall_ms(), &st); /* logs what it did */
+}
+
+static void on_cleaner_timer(struct loop *loop, void *arg)
+{
+        struct broker *broker = arg;
+        for_each_partition(broker, compact_one);
+        loop_add_timer(loop, broker->cfg.log_cleaner_backoff_ms, on_cleaner_timer, broker);
 }
 
 static void on_retention_timer(struct loop *loop, void *arg)
@@ -521,6 +537,7 @@ int broker_start(struct broker *broker, struct loop *loop)
                 return rc;
         loop_before_sleep(loop, before_sleep, broker);
         loop_add_timer(loop, broker->cfg.log_retention_check_interval_ms, on_retention_timer, broker);
+        loop_add_timer(loop, broker->cfg.log_cleaner_backoff_ms, on_cleaner_timer, broker);
         loop_add_timer(loop, MIN(broker->cfg.connections_max_idle_ms / 2 + 1, 10000), on_idle_timer, broker);
         if (broker->cfg.log_flush_interval_ms > 0)
                 loop_add_timer(loop, broker->cfg.log_flush_interval_ms, on_flush_timer, broker);

@@ -52,6 +52,12 @@ const struct config_def config_defs[] = {
           "fsync partitions with unflushed data this often; -1 = only when log.flush.interval.messages says" },
         { "log.message.timestamp.type", "message.timestamp.type", CONFIG_STRING, "CreateTime", 0, 0, OFF(log_message_timestamp_type), false,
           "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's time" },
+        { "log.cleanup.policy", "cleanup.policy", CONFIG_STRING, "delete", 0, 0, OFF(log_cleanup_policy), false,
+          "delete: retention removes old segments; compact: keep the newest record of each key (docs/broker.md); \"compact,delete\": both" },
+        { "log.cleaner.delete.retention.ms", "delete.retention.ms", CONFIG_LONG, "86400000", 0, INT64_MAX, OFF(log_cleaner_delete_retention_ms), false,
+          "compaction keeps a tombstone (a record with a null value) this long, so consumers see the deletion" },
+        { "log.cleaner.backoff.ms", NULL, CONFIG_LONG, "15000", 10, INT64_MAX, OFF(log_cleaner_backoff_ms), false,
+          "how often compacted topics are checked for closed segments to clean" },
         { "message.max.bytes", "max.message.bytes", CONFIG_INT, "1048588", 0, INT32_MAX, OFF(message_max_bytes), false,
           "largest record batch accepted" },
         { "socket.request.max.bytes", NULL, CONFIG_INT, "104857600", 1024, INT32_MAX, OFF(socket_request_max_bytes), true,
@@ -160,6 +166,13 @@ int config_parse_value(const struct config_def *def, const char *value, int64_t 
                 return 0;
         }
         if (def->type == CONFIG_STRING) {
+                if (strcmp(def->name, "log.cleanup.policy") == 0 && strcmp(value, "delete") != 0 &&
+                    strcmp(value, "compact") != 0 && strcmp(value, "compact,delete") != 0 &&
+                    strcmp(value, "delete,compact") != 0) {
+                        snprintf(err, err_len, "%s: must be delete, compact or \"compact,delete\", not \"%s\"",
+                                 def->name, value);
+                        return -EINVAL;
+                }
                 if (strcmp(def->name, "log.message.timestamp.type") == 0 &&
                     strcmp(value, "CreateTime") != 0 && strcmp(value, "LogAppendTime") != 0) {
                         snprintf(err, err_len, "%s: must be CreateTime or LogAppendTime, not \"%s\"",

@@ -28,6 +28,9 @@ struct broker_config {
         int64_t log_flush_interval_messages;     /* log.flush.interval.messages; 1 = fsync before ack */
         int64_t log_flush_interval_ms;           /* log.flush.interval.ms, -1 = never by time */
         char *log_message_timestamp_type;        /* log.message.timestamp.type */
+        char *log_cleanup_policy;                /* log.cleanup.policy: delete, compact or both */
+        int64_t log_cleaner_delete_retention_ms; /* log.cleaner.delete.retention.ms */
+        int64_t log_cleaner_backoff_ms;          /* log.cleaner.backoff.ms: between compaction passes */
         int32_t message_max_bytes;               /* message.max.bytes: largest record batch */
         int32_t socket_request_max_bytes;        /* socket.request.max.bytes: largest request */
         int64_t connections_max_idle_ms;         /* connections.max.idle.ms */

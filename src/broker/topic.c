@@ -43,7 +43,6 @@ const char *const *broker_topic_config_names(void)
         static const char *names[32];
         if (!names[0]) {
                 size_t n = 0;
-                names[n++] = "cleanup.policy";
                 names[n++] = "compression.type";
                 names[n++] = "min.insync.replicas";
                 for (size_t i = 0; i < config_def_count && n < 31; i++)
@@ -56,13 +55,6 @@ const char *const *broker_topic_config_names(void)
 
 int broker_check_topic_config(const char *key, const char *value, char *err, size_t err_len)
 {
-        if (strcmp(key, "cleanup.policy") == 0) {
-                if (strcmp(value, "delete") == 0)
-                        return 0;
-                snprintf(err, err_len, "cleanup.policy=%s is not supported: Stratus brokers support only \"delete\"",
-                         value);
-                return -EINVAL;
-        }
         if (strcmp(key, "min.insync.replicas") == 0 || strcmp(key, "compression.type") == 0 ||
             strcmp(key, "unclean.leader.election.enable") == 0)
                 return 0; /* accepted; a single broker has nothing to vary */
@@ -96,7 +88,7 @@ enum config_source broker_topic_config(struct broker *broker, const struct topic
         /* Topic keys with no broker setting behind them. */
         static const struct {
                 const char *key, *value;
-        } fixed[] = { { "cleanup.policy", "delete" }, { "min.insync.replicas", "1" }, { "compression.type", "producer" } };
+        } fixed[] = { { "min.insync.replicas", "1" }, { "compression.type", "producer" } };
         for (size_t i = 0; i < ARRAY_LEN(fixed); i++)
                 if (strcmp(topic_key, fixed[i].key) == 0) {
                         snprintf(out, out_len, "%s", fixed[i].value);
@@ -127,6 +119,11 @@ void topic_plog_config(struct broker *broker, const struct topic *topic, struct 
         pc->index_interval_bytes = (int32_t)broker_topic_config_long(broker, topic, "index.interval.bytes");
         pc->leader_epoch = 0;
         pc->producer_expiration_ms = broker->cfg.producer_id_expiration_ms;
+        char policy[64];
+        broker_topic_config(broker, topic, "cleanup.policy", policy, sizeof(policy));
+        pc->cleanup_compact = strstr(policy, "compact") != NULL;
+        pc->cleanup_delete = strstr(policy, "delete") != NULL;
+        pc->delete_retention_ms = broker_topic_config_long(broker, topic, "delete.retention.ms");
 }
 
 static char *partition_dir(struct broker *broker, const char *topic, int32_t p)

@@ -97,6 +97,31 @@ bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct 
         return p == end;
 }
 
+bool record_batch_for_each_record(const uint8_t *batch, size_t size, const struct record_batch_header *h,
+                                  record_visit_fn *fn, void *ctx)
+{
+        if ((h->attributes & RECORD_ATTR_COMPRESSION_MASK) || !record_batch_records_valid(batch, size, h))
+                return false;
+        /* Framing checked above: the walk below cannot run past <size>. */
+        const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
+        for (int32_t i = 0; i < h->record_count; i++) {
+                int64_t len = 0, timestamp_delta = 0, offset_delta = 0, key_len = -1, value_len = -1;
+                kafka_take_varlong(&p, end, &len);
+                const uint8_t *rec_end = p + len;
+                p++; /* attributes */
+                kafka_take_varlong(&p, rec_end, &timestamp_delta);
+                kafka_take_varlong(&p, rec_end, &offset_delta);
+                kafka_take_varlong(&p, rec_end, &key_len);
+                const uint8_t *key = key_len >= 0 ? p : NULL;
+                if (key_len > 0)
+                        p += key_len;
+                kafka_take_varlong(&p, rec_end, &value_len);
+                fn(ctx, (int32_t)offset_delta, key, key_len, value_len < 0);
+                p = rec_end;
+        }
+        return true;
+}
+
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 {
         store_be64(p, (uint64_t)base_offset);

@@ -66,6 +66,15 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
  * (returns true). Returns false for a malformed record. */
 bool record_batch_records_valid(const uint8_t *p, size_t size, const struct record_batch_header *h);
 
+/* Called by record_batch_for_each_record() for each record: its offset delta, its key
+ * (NULL with <key_len> -1 for a null key) and whether its value is null (a tombstone). */
+typedef void record_visit_fn(void *ctx, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value);
+/* Walks the records of an uncompressed batch of <size> bytes at <p> (checked with
+ * record_batch_check), calling <fn> for each. Returns false, having called <fn> for
+ * none, for a compressed batch or a malformed record. */
+bool record_batch_for_each_record(const uint8_t *p, size_t size, const struct record_batch_header *h,
+                                  record_visit_fn *fn, void *ctx);
+
 /* Rewrites base_offset in place (outside the CRC). */
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset);
 void record_batch_set_leader_epoch(uint8_t *p, int32_t epoch);

@@ -115,6 +115,7 @@ static struct plog_config config(void)
                 .index_interval_bytes = 4096,
                 .leader_epoch = 3,
                 .producer_expiration_ms = 24LL * 3600 * 1000,
+                .cleanup_delete = true,
         };
         return cfg;
 }

@@ -80,7 +80,8 @@ static void describe_topic(struct request *req, const struct describe_configs_re
                 c->value = request_str(req, value);
                 c->config_source = (int8_t)source;
                 c->is_default = source == CONFIG_SOURCE_DEFAULT;
-                c->config_type = def ? wire_type(def) : (strcmp(names[i], "min.insync.replicas") == 0 ? TYPE_INT
+                c->config_type = strcmp(names[i], "cleanup.policy") == 0 ? TYPE_LIST
+                                 : def ? wire_type(def) : (strcmp(names[i], "min.insync.replicas") == 0 ? TYPE_INT
                                                          : strcmp(names[i], "cleanup.policy") == 0      ? TYPE_LIST
                                                                                                          : TYPE_STRING);
                 if (msg->include_documentation && def)

@@ -17,6 +17,7 @@
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/fileio.h"
+#include "base/map.h"
 #include "broker/storage/producer_state.h"
 #include "broker/storage/segment.h"
 #include "kafka/errors.h"
@@ -37,6 +38,7 @@ struct plog {
         struct producer_undo undo; /* scratch for plog_append() */
         int64_t *snapshots;        /* offsets of snapshot files on disk, ascending */
         int nsnapshots;
+        bool compact_dirty;        /* a segment was closed since the last compaction */
 };
 
 static struct segment *active(const struct plog *log)
@@ -303,6 +305,7 @@ struct plog *plog_open(const char *dir, const struct plog_config *cfg, bool reco
         struct plog *log = xcalloc(1, sizeof(*log));
         log->dir = xstrdup(dir);
         log->cfg = *cfg;
+        log->compact_dirty = true; /* closed segments may not have been cleaned before */
         producer_state_init(&log->producers);
         producer_undo_init(&log->undo);
         struct dir_listing ls = { NULL, 0 };
@@ -394,6 +397,7 @@ static int roll(struct plog *log, int64_t now_ms)
                 return err;
         }
         push_segment(log, seg);
+        log->compact_dirty = true;
         producer_state_expire(&log->producers, now_ms, log->cfg.producer_expiration_ms);
         take_snapshot(log, seg->base_offset); /* best effort: replay covers a missing one */
         log_info("segment rolled dir=%s base_offset=%" PRId64 " prev_bytes=%" PRId64, log->dir,
@@ -669,18 +673,160 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms)
         struct segment *seg = active(log);
         if (seg->size_bytes > 0 &&
             ((cfg->segment_ms > 0 && now_ms - seg->rolling_base_ms > cfg->segment_ms) ||
-             (cfg->retention_ms >= 0 && now_ms - retention_time(seg, now_ms) > cfg->retention_ms)))
+             (cfg->cleanup_delete && cfg->retention_ms >= 0 &&
+              now_ms - retention_time(seg, now_ms) > cfg->retention_ms)))
                 roll(log, now_ms); /* on failure the active segment just stays */
         int deleted = 0;
-        while (cfg->retention_ms >= 0 && log->nsegs > 1 &&
+        while (cfg->cleanup_delete && cfg->retention_ms >= 0 && log->nsegs > 1 &&
                now_ms - retention_time(log->segs[0], now_ms) > cfg->retention_ms) {
                 delete_oldest(log, "retention-time");
                 deleted++;
         }
-        while (cfg->retention_bytes >= 0 && log->nsegs > 1 &&
+        while (cfg->cleanup_delete && cfg->retention_bytes >= 0 && log->nsegs > 1 &&
                log->size_bytes - log->segs[0]->size_bytes >= cfg->retention_bytes) {
                 delete_oldest(log, "retention-size");
                 deleted++;
         }
         return deleted;
+}
+
+/* ---- compaction ----------------------------------------------------------------- */
+
+/* Offsets are stored in the key map as pointers: offset + 1 (never NULL). */
+static void *offset_value(int64_t offset)
+{
+        return (void *)(intptr_t)(offset + 1);
+}
+
+static int64_t value_offset(void *v)
+{
+        return (int64_t)(intptr_t)v - 1;
+}
+
+struct compaction {
+        struct plog *log;
+        struct map latest;         /* key -> newest offset with that key */
+        struct segment *seg;       /* being cleaned */
+        int64_t tombstone_before_ms; /* tombstones older than this may go */
+        bool removable;            /* scratch: the batch being looked at can go */
+        bool tombstones_may_go;    /* scratch: that batch is older than delete.retention.ms */
+        bool opaque;               /* the log holds compressed batches (keys not known) */
+        int64_t base_offset;       /* scratch: of that batch */
+        int64_t removed, removed_bytes;
+};
+
+static void learn_key(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
+{
+        struct compaction *c = arg;
+        if (key)
+                map_put(&c->latest, (const char *)key, (size_t)key_len, offset_value(c->base_offset + offset_delta));
+}
+
+static int learn_batch(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len, int64_t pos)
+{
+        struct compaction *c = arg;
+        c->base_offset = h->base_offset;
+        if (!(h->attributes & RECORD_ATTR_CONTROL) && !record_batch_for_each_record(batch, len, h, learn_key, c))
+                c->opaque = true;
+        return 0;
+}
+
+static void judge_record(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
+{
+        struct compaction *c = arg;
+        if (!key) {
+                c->removable = false; /* no key: nothing can make it obsolete */
+                return;
+        }
+        int64_t offset = c->base_offset + offset_delta;
+        void *v = map_get(&c->latest, (const char *)key, (size_t)key_len);
+        int64_t newest = v ? value_offset(v) : offset;
+        if (newest > offset)
+                return; /* a newer record of the key follows */
+        if (!null_value || !c->tombstones_may_go)
+                c->removable = false; /* the newest value of its key, or a tombstone still kept */
+}
+
+/* Whether the batch at <pos> of c->seg may go; the tombstone rule needs its timestamp. */
+static bool batch_removable(struct compaction *c, const struct record_batch_header *h, const uint8_t *batch,
+                            size_t len, int64_t pos)
+{
+        if (h->attributes & (RECORD_ATTR_COMPRESSION_MASK | RECORD_ATTR_CONTROL | RECORD_ATTR_TRANSACTIONAL))
+                return false;
+        c->removable = true;
+        c->base_offset = h->base_offset;
+        /* A tombstone goes only when no batch we cannot read may hold an older value of
+         * its key, which would come back without it. */
+        c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->tombstone_before_ms;
+        if (!record_batch_for_each_record(batch, len, h, judge_record, c))
+                c->removable = false;
+        return c->removable;
+}
+
+static int count_removable(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                           int64_t pos)
+{
+        struct compaction *c = arg;
+        return batch_removable(c, h, batch, len, pos) ? 1 : 0; /* stops at the first */
+}
+
+static int keep_batch(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                      int64_t pos)
+{
+        struct compaction *c = arg;
+        if (!batch_removable(c, h, batch, len, pos))
+                return 1;
+        c->removed++;
+        c->removed_bytes += (int64_t)len;
+        return 0;
+}
+
+int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
+{
+        memset(st, 0, sizeof(*st));
+        if (!log->cfg.cleanup_compact || !log->compact_dirty || log->nsegs < 2)
+                return 0;
+        struct compaction c = { .log = log };
+        map_init(&c.latest);
+        c.tombstone_before_ms = now_ms - log->cfg.delete_retention_ms;
+        int err = 0;
+        for (int i = 0; i < log->nsegs && !err; i++)
+                err = segment_scan_batches(log->segs[i], learn_batch, &c);
+        for (int i = 0; i < log->nsegs - 1 && !err; i++) {
+                c.seg = log->segs[i];
+                int rc = segment_scan_batches(c.seg, count_removable, &c);
+                if (rc < 0) {
+                        err = rc;
+                        break;
+                }
+                if (rc == 0)
+                        continue; /* nothing to remove here */
+                int64_t removed_before = c.removed, bytes_before = c.removed_bytes;
+                struct segment *fresh = NULL;
+                err = segment_rewrite(c.seg, log->dir, log->segs[i + 1]->base_offset, log->cfg.index_interval_bytes,
+                                      keep_batch, &c, &fresh);
+                if (fresh) {
+                        log->size_bytes += fresh->size_bytes - c.seg->size_bytes;
+                        segment_free(c.seg); /* fetches in flight keep the old file */
+                        log->segs[i] = fresh;
+                }
+                if (err) {
+                        c.removed = removed_before;
+                        c.removed_bytes = bytes_before;
+                        break;
+                }
+                st->segments_cleaned++;
+        }
+        map_deinit(&c.latest);
+        st->batches_removed = c.removed;
+        st->bytes_removed = c.removed_bytes;
+        if (err) {
+                log_error("compaction failed dir=%s err=%s", log->dir, strerror(-err));
+                return err;
+        }
+        log->compact_dirty = false;
+        if (st->segments_cleaned)
+                log_info("compacted dir=%s segments=%d batches_removed=%" PRId64 " bytes_removed=%" PRId64, log->dir,
+                         st->segments_cleaned, st->batches_removed, st->bytes_removed);
+        return 0;
 }

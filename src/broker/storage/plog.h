@@ -37,6 +37,9 @@ struct plog_config {
         int32_t index_interval_bytes; /* log.index.interval.bytes: bytes between index entries */
         int32_t leader_epoch;         /* stamped into each appended batch */
         int64_t producer_expiration_ms; /* producer.id.expiration.ms: forget idle producers */
+        bool cleanup_delete;          /* cleanup.policy has "delete": retention deletes segments */
+        bool cleanup_compact;         /* cleanup.policy has "compact": plog_compact() cleans */
+        int64_t delete_retention_ms;  /* delete.retention.ms: how long compaction keeps tombstones */
 };
 
 /* Opens (creating if absent) the partition log in <dir>. With <recover>, the last
@@ -113,5 +116,23 @@ int plog_delete_records(struct plog *log, int64_t offset);
  * time retention, so that it can go too). Also forgets producers idle for longer than
  * producer_expiration_ms. Returns the number of segments deleted. */
 int plog_enforce_retention(struct plog *log, int64_t now_ms);
+
+/* Log compaction (cleanup.policy=compact): keeps at least the newest record of every
+ * key. Closed segments written since the last pass are cleaned: a batch goes when every
+ * record in it has a newer record of the same key later in the log (or is a tombstone
+ * older than delete_retention_ms with nothing newer). Batches are kept or dropped whole
+ * and byte for byte, so offsets keep their values and gain gaps, which consumers skip;
+ * a closed segment keeps its offset range even when it ends up empty, so the log start
+ * offset never moves. Kept as they are: the active segment, compressed batches (not
+ * opened; their keys do not make older records obsolete, and while the log holds any,
+ * tombstones are kept too) and records without a key. Runs on the calling thread and reads the whole
+ * log: meant for small compacted topics such as the control plane's.
+ * Returns 0 with what was done in *<st>, or a negative errno (the log is consistent). */
+struct plog_compact_stats {
+        int segments_cleaned;
+        int64_t batches_removed;
+        int64_t bytes_removed;
+};
+int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st);
 
 #endif

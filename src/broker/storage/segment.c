@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -797,4 +798,87 @@ int segment_find_timestamp(struct segment *seg, int64_t target_ms, int64_t min_o
         }
         scanner_deinit(&s);
         return rc;
+}
+
+/* ---- compaction ----------------------------------------------------------------- */
+
+int segment_scan_batches(struct segment *seg, segment_bytes_fn *fn, void *ctx)
+{
+        struct scanner s;
+        scanner_init(&s, seg->file->fd, 0, seg->size_bytes, SCAN_CHUNK);
+        int rc;
+        struct record_batch_header h;
+        int64_t pos;
+        while ((rc = scanner_next(&s, &h, &pos)) == 1) {
+                int64_t size = RECORD_BATCH_LOG_OVERHEAD + (int64_t)h.batch_length;
+                int err = 0;
+                const uint8_t *p = scanner_body(&s, pos, size, &err);
+                if (!p) {
+                        rc = err;
+                        break;
+                }
+                rc = fn(ctx, &h, p, (size_t)size, pos);
+                if (rc)
+                        break;
+        }
+        scanner_deinit(&s);
+        return rc;
+}
+
+struct rewrite {
+        segment_bytes_fn *keep;
+        void *ctx;
+        int fd;
+        int64_t written;
+};
+
+static int rewrite_one(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                       int64_t pos)
+{
+        struct rewrite *rw = arg;
+        int rc = rw->keep(rw->ctx, h, batch, len, pos);
+        if (rc <= 0)
+                return rc;
+        rc = fileio_pwrite(rw->fd, batch, len, rw->written);
+        if (rc)
+                return rc;
+        rw->written += (int64_t)len;
+        return 0;
+}
+
+int segment_rewrite(struct segment *seg, const char *dir, int64_t next_base, int32_t index_interval_bytes,
+                    segment_bytes_fn *keep, void *ctx, struct segment **out)
+{
+        /* ".tmp": a leftover of a crash is removed when the log opens (plog.c). */
+        char *tmp = xasprintf("%s/%020" PRId64 ".cleaned.tmp", dir, seg->base_offset);
+        int fd = fileio_open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) {
+                free(tmp);
+                return fd;
+        }
+        struct rewrite rw = { keep, ctx, fd, 0 };
+        int err = segment_scan_batches(seg, rewrite_one, &rw);
+        if (!err && fdatasync(fd) < 0)
+                err = -errno;
+        close(fd);
+        *out = NULL;
+        if (err) {
+                unlink(tmp);
+                free(tmp);
+                return err;
+        }
+        /* Indexes go first: whichever .log a crash leaves, its indexes are rebuilt. */
+        err = index_unlink(&seg->offset_index);
+        if (!err)
+                err = index_unlink(&seg->time_index);
+        if (!err && rename(tmp, seg->path) < 0)
+                err = -errno;
+        if (err)
+                unlink(tmp);
+        free(tmp);
+        fileio_fsync_dir(dir);
+        /* The indexes may be gone even on failure: open (and so rebuild) in any case. */
+        int open_err = 0;
+        *out = segment_open(dir, seg->base_offset, next_base, false, index_interval_bytes, &open_err);
+        return err ? err : open_err;
 }
