@@ -56,16 +56,16 @@ static int cmd_satellite_list(struct cli *cli, int argc, char **argv)
 static int cmd_pkc_list(struct cli *cli, int argc, char **argv)
 {
         static const char *const headers[] = { "ID", "TYPE", "REGION", "SATELLITE", "GENERATION", "OBSERVED",
-                                               "PHASE", "TENANTS" };
+                                               "PHASE", "TENANTS", "BOOTSTRAP" };
         static const char *const paths[] = { "id", "type", "region", "satellite", "generation",
                                              "observed_generation|status.observed_generation",
-                                             "phase|status.phase", "tenants|tenant_count|lkcs" };
+                                             "phase|status.phase", "tenants|tenant_count|lkcs", "bootstrap" };
         static const struct cli_command spec = { "pkc", "list", cmd_pkc_list, "",
                                                  "List the physical clusters and their state" };
         return list(cli, argc, argv, &spec,
                     "OBSERVED is the generation the satellite has applied: equal to GENERATION\n"
                     "when the physical cluster is what the mothership asked for.\n",
-                    "/v1/physical-clusters", "physical_clusters", headers, paths, 8,
+                    "/v1/physical-clusters", "physical_clusters", headers, paths, 9,
                     "No physical clusters yet: they are made when a cluster is created.");
 }
 
