@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/fileio.h"
 #include "cli/cli.h"
 #include "http/client.h"
@@ -491,6 +493,58 @@ int cli_parse_positive(struct cli *cli, const char *flag, const char *text, doub
         }
         *out = v;
         return 0;
+}
+
+int cli_wait_applied(struct cli *cli, const char *cluster_id, int timeout_s)
+{
+        int64_t start = clock_mono_ms(), deadline = start + (int64_t)timeout_s * 1000;
+        char *path = xasprintf("/v1/clusters/%s", cluster_id);
+        json_t *c;
+        int status = cli_call(cli, "GET", path, NULL, NULL, &c, NULL);
+        free(path);
+        if (status != 200) {
+                int rc = status < 0 ? 1 : cli_fail(cli, status, c, NULL);
+                json_decref(c);
+                return rc;
+        }
+        char *pkc_path = xasprintf("/v1/physical-clusters/%s", cli_field(c, "status.pkc_id|status.pkc"));
+        json_decref(c);
+        bool told = false;
+        int rc = 1;
+        for (;;) {
+                json_t *pkc;
+                status = cli_call(cli, "GET", pkc_path, NULL, NULL, &pkc, NULL);
+                if (status != 200) {
+                        rc = status < 0 ? 1 : cli_fail(cli, status, pkc, NULL);
+                        json_decref(pkc);
+                        break;
+                }
+                long long generation = atoll(cli_field(pkc, "generation"));
+                long long observed = atoll(cli_field(pkc, "observed_generation"));
+                json_decref(pkc);
+                if (observed >= generation) {
+                        if (told)
+                                fprintf(stderr, "applied (%.1f s)\n", (double)(clock_mono_ms() - start) / 1000.0);
+                        rc = 0;
+                        break;
+                }
+                int64_t now = clock_mono_ms();
+                if (now >= deadline) {
+                        fprintf(stderr,
+                                "%s: done, but not yet applied by the brokers after %d s (generation %lld, applied "
+                                "%lld): `stratus pkc list` and `stratus satellite list` show why\n",
+                                cli->prog, timeout_s, generation, observed);
+                        break;
+                }
+                if (!told && now - start > 500) {
+                        fprintf(stderr, "waiting for the brokers to apply generation %lld...\n", generation);
+                        told = true;
+                }
+                struct timespec ts = { 0, 50 * 1000000L };
+                nanosleep(&ts, NULL);
+        }
+        free(pkc_path);
+        return rc;
 }
 
 const char *cli_idempotency_header(void)

@@ -77,6 +77,13 @@ void cli_table(FILE *out, json_t *rows, const char *const *headers, const char *
 /* Pretty-prints <json> with a trailing newline. */
 void cli_print_json(FILE *out, json_t *json);
 
+/* Waits until the physical cluster of logical cluster <cluster_id> has applied the
+ * generation it has now (observed_generation >= generation): a change just made (a key
+ * added or removed, quotas) is then live on the brokers. Prints progress to stderr when
+ * it takes longer than a moment. Returns 0, or 1 having printed why (timeout after
+ * <timeout_s>). */
+int cli_wait_applied(struct cli *cli, const char *cluster_id, int timeout_s);
+
 /* A random Idempotency-Key header line (static buffer). */
 const char *cli_idempotency_header(void);
 
