@@ -18,10 +18,10 @@ static bool no_wait;
 static int parse(struct cli *cli, int argc, char **argv, const struct cli_command *spec, const char *details,
                  int nargs, const char *what, const char **cluster, const char **args)
 {
-        static const struct option opts[] = { { "cluster", required_argument, NULL, 'c' },
-                                              { "no-wait", no_argument, NULL, 'n' },
-                                              CLI_COMMON_OPTIONS,
-                                              { 0 } };
+        static const struct option opts[] = {{"cluster", required_argument, NULL, 'c'},
+                                             {"no-wait", no_argument, NULL, 'n'},
+                                             CLI_COMMON_OPTIONS,
+                                             {0}};
         int c;
         *cluster = NULL;
         optind = 1;
@@ -46,8 +46,9 @@ static int parse(struct cli *cli, int argc, char **argv, const struct cli_comman
                 return 2;
         }
         if (!*cluster) {
-                fprintf(stderr, "%s: --cluster ID is required: the logical cluster (lkc-...; `stratus cluster list` "
-                                "shows them)\n",
+                fprintf(stderr,
+                        "%s: --cluster ID is required: the logical cluster (lkc-...; `stratus cluster list` "
+                        "shows them)\n",
                         cli->prog);
                 return 2;
         }
@@ -96,8 +97,8 @@ static int cmd_api_key_create(struct cli *cli, int argc, char **argv)
 static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
 {
         const char *cluster;
-        int rc = parse(cli, argc, argv, &cmd_specs[1], "Lists the cluster's keys (never their secrets).\n", 0, NULL,
-                       &cluster, NULL);
+        int rc = parse(cli, argc, argv, &cmd_specs[1], "Lists the cluster's keys (never their secrets).\n", 0,
+                       NULL, &cluster, NULL);
         if (rc >= 0)
                 return rc;
         char *path = xasprintf("/v1/clusters/%s/api-keys", cluster);
@@ -105,12 +106,13 @@ static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
         free(path);
         if (!all)
                 return 1;
-        static const char *const headers[] = { "KEY", "CREATED" };
-        static const char *const paths[] = { "key|id", "created_at" };
+        static const char *const headers[] = {"KEY", "CREATED"};
+        static const char *const paths[] = {"key|id", "created_at"};
         if (cli->json)
                 cli_print_json(stdout, all);
         else if (json_array_size(all) == 0)
-                printf("No API keys for %s. Create one: stratus api-key create --cluster %s\n", cluster, cluster);
+                printf("No API keys for %s. Create one: stratus api-key create --cluster %s\n", cluster,
+                       cluster);
         else
                 cli_table(stdout, all, headers, paths, 2);
         json_decref(all);
@@ -120,9 +122,10 @@ static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
 static int cmd_api_key_delete(struct cli *cli, int argc, char **argv)
 {
         const char *cluster, *key;
-        int rc = parse(cli, argc, argv, &cmd_specs[2],
-                       "Deletes the key; it returns once the brokers refuse it (--no-wait: at once).\n", 1,
-                       "give exactly one KEY (`stratus api-key list --cluster ID` shows them)", &cluster, &key);
+        int rc =
+            parse(cli, argc, argv, &cmd_specs[2],
+                  "Deletes the key; it returns once the brokers refuse it (--no-wait: at once).\n", 1,
+                  "give exactly one KEY (`stratus api-key list --cluster ID` shows them)", &cluster, &key);
         if (rc >= 0)
                 return rc;
         char *path = xasprintf("/v1/clusters/%s/api-keys/%s", cluster, key);
@@ -151,10 +154,10 @@ static int cmd_api_key_delete(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_command cmd_specs[] = {
-        { "api-key", "create", cmd_api_key_create, "--cluster ID [--no-wait]",
-          "Create an API key (its secret is shown once)" },
-        { "api-key", "list", cmd_api_key_list, "--cluster ID", "List a cluster's API keys" },
-        { "api-key", "delete", cmd_api_key_delete, "KEY --cluster ID [--no-wait]", "Delete an API key" },
+    {"api-key", "create", cmd_api_key_create, "--cluster ID [--no-wait]",
+     "Create an API key (its secret is shown once)"},
+    {"api-key", "list", cmd_api_key_list, "--cluster ID", "List a cluster's API keys"},
+    {"api-key", "delete", cmd_api_key_delete, "KEY --cluster ID [--no-wait]", "Delete an API key"},
 };
 
 int api_key_main(int argc, char **argv)
