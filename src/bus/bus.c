@@ -23,7 +23,7 @@
 /* The metadata request blocks the loop; it answers in a millisecond when the cluster is up,
  * so the timeout only bounds how long an unreachable cluster stalls the loop. */
 #define METADATA_TIMEOUT_MS 250
-#define FREE_FLUSH_MS 5000
+#define FREE_FLUSH_MS       5000
 
 struct bus_sub {
         struct bus_sub *next;
@@ -31,11 +31,11 @@ struct bus_sub {
         bus_message_fn *fn;
         bus_caught_up_fn *caught_up;
         void *arg;
-        bool assigned;        /* partitions assigned at OFFSET_BEGINNING */
+        bool assigned; /* partitions assigned at OFFSET_BEGINNING */
         int npartitions;
-        bool *eof_seen;       /* [npartitions]: the partition reached its end once */
-        int neof;             /* partitions in <eof_seen> that are true */
-        bool caught_up_done;  /* <caught_up> was called */
+        bool *eof_seen;      /* [npartitions]: the partition reached its end once */
+        int neof;            /* partitions in <eof_seen> that are true */
+        bool caught_up_done; /* <caught_up> was called */
 };
 
 struct bus {
@@ -46,8 +46,8 @@ struct bus {
         rd_kafka_queue_t *consumer_queue; /* messages, partition EOFs and errors */
         int pipe_rd, pipe_wr;             /* librdkafka writes, the loop reads */
         struct bus_sub *subs;
-        struct loop_timer *retry_timer;   /* set while a subscription is unassigned */
-        int64_t pending;                  /* produced, not yet acknowledged */
+        struct loop_timer *retry_timer; /* set while a subscription is unassigned */
+        int64_t pending;                /* produced, not yet acknowledged */
         int64_t delivery_failures;
         char *client_id;
 };
@@ -218,12 +218,17 @@ static rd_kafka_conf_t *common_conf(struct bus *bus, const char *bootstrap, cons
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         const char *kv[] = {
-                "bootstrap.servers", bootstrap,
-                "client.id", client_id,
-                "reconnect.backoff.ms", "50",
-                "reconnect.backoff.max.ms", "1000",
-                "socket.keepalive.enable", "true",
-                NULL,
+            "bootstrap.servers",
+            bootstrap,
+            "client.id",
+            client_id,
+            "reconnect.backoff.ms",
+            "50",
+            "reconnect.backoff.max.ms",
+            "1000",
+            "socket.keepalive.enable",
+            "true",
+            NULL,
         };
         if (set_confs(conf, kv, err, err_len) < 0) {
                 rd_kafka_conf_destroy(conf);
@@ -248,12 +253,16 @@ int bus_new(struct loop *loop, const char *bootstrap, const char *client_id, str
 
         rd_kafka_conf_t *conf = common_conf(bus, bootstrap, client_id, err, err_len);
         const char *producer_kv[] = {
-                "enable.idempotence", "true",
-                "acks", "all",
-                "linger.ms", "5",
-                /* Generous: a control-plane cluster being restarted must not lose a PSC. */
-                "message.timeout.ms", "300000",
-                NULL,
+            "enable.idempotence",
+            "true",
+            "acks",
+            "all",
+            "linger.ms",
+            "5",
+            /* Generous: a control-plane cluster being restarted must not lose a PSC. */
+            "message.timeout.ms",
+            "300000",
+            NULL,
         };
         if (!conf || set_confs(conf, producer_kv, err, err_len) < 0)
                 goto fail_conf;
@@ -268,14 +277,21 @@ int bus_new(struct loop *loop, const char *bootstrap, const char *client_id, str
         /* No group membership: partitions are assigned, never subscribed, and no offset is
          * committed; librdkafka only needs a group.id to accept assign(). */
         const char *consumer_kv[] = {
-                "group.id", group,
-                "enable.auto.commit", "false",
-                "enable.auto.offset.store", "false",
-                "enable.partition.eof", "true",
-                "fetch.wait.max.ms", "20",
-                "fetch.error.backoff.ms", "50",
-                "allow.auto.create.topics", "false",
-                NULL,
+            "group.id",
+            group,
+            "enable.auto.commit",
+            "false",
+            "enable.auto.offset.store",
+            "false",
+            "enable.partition.eof",
+            "true",
+            "fetch.wait.max.ms",
+            "20",
+            "fetch.error.backoff.ms",
+            "50",
+            "allow.auto.create.topics",
+            "false",
+            NULL,
         };
         int rc = conf ? set_confs(conf, consumer_kv, err, err_len) : -EINVAL;
         free(consumer_id);
@@ -378,7 +394,8 @@ static int create_topic_once(struct bus *bus, const char *topic, int partitions,
                         return -EINVAL;
                 }
         }
-        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(bus->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_t *opts =
+            rd_kafka_AdminOptions_new(bus->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
         rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, why, sizeof(why));
         rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, why, sizeof(why));
         /* A queue of our own: the answer must not go through the loop's pipe. */
@@ -398,7 +415,8 @@ static int create_topic_once(struct bus *bus, const char *topic, int partitions,
                 const rd_kafka_topic_result_t **trs = rd_kafka_CreateTopics_result_topics(res, &n);
                 for (size_t i = 0; i < n; i++) {
                         rd_kafka_resp_err_t terr = rd_kafka_topic_result_error(trs[i]);
-                        if (terr == RD_KAFKA_RESP_ERR_NO_ERROR || terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                        if (terr == RD_KAFKA_RESP_ERR_NO_ERROR ||
+                            terr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
                                 continue;
                         const char *msg = rd_kafka_topic_result_error_string(trs[i]);
                         snprintf(err, err_len, "bus: creating topic %s: %s", topic,
@@ -459,10 +477,10 @@ int bus_ensure_topic(struct bus *bus, const char *topic, int partitions, const c
 
 int bus_produce(struct bus *bus, const char *topic, const char *key, const char *value, size_t len)
 {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-                bus->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-                RD_KAFKA_V_VALUE((void *)value, value ? len : 0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err = rd_kafka_producev(bus->producer, RD_KAFKA_V_TOPIC(topic),
+                                                    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
+                                                    RD_KAFKA_V_VALUE((void *)value, value ? len : 0),
+                                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return -ENOBUFS;
         if (err) {

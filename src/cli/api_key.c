@@ -11,10 +11,17 @@ static const struct cli_command cmd_specs[];
 
 /* Parses --cluster and the common options, and <nargs> positional arguments into <args>.
  * Returns -1 to go on, else the exit status. */
+#define APPLY_TIMEOUT_S 30
+
+static bool no_wait;
+
 static int parse(struct cli *cli, int argc, char **argv, const struct cli_command *spec, const char *details,
                  int nargs, const char *what, const char **cluster, const char **args)
 {
-        static const struct option opts[] = { { "cluster", required_argument, NULL, 'c' }, CLI_COMMON_OPTIONS, { 0 } };
+        static const struct option opts[] = {{"cluster", required_argument, NULL, 'c'},
+                                             {"no-wait", no_argument, NULL, 'n'},
+                                             CLI_COMMON_OPTIONS,
+                                             {0}};
         int c;
         *cluster = NULL;
         optind = 1;
@@ -22,6 +29,8 @@ static int parse(struct cli *cli, int argc, char **argv, const struct cli_comman
                 int rc = 0;
                 if (c == 'c')
                         *cluster = optarg;
+                else if (c == 'n')
+                        no_wait = true;
                 else
                         rc = c == 'h' ? 1 : cli_common_option(cli, c, optarg);
                 if (rc > 0) {
@@ -37,8 +46,9 @@ static int parse(struct cli *cli, int argc, char **argv, const struct cli_comman
                 return 2;
         }
         if (!*cluster) {
-                fprintf(stderr, "%s: --cluster ID is required: the logical cluster (lkc-...; `stratus cluster list` "
-                                "shows them)\n",
+                fprintf(stderr,
+                        "%s: --cluster ID is required: the logical cluster (lkc-...; `stratus cluster list` "
+                        "shows them)\n",
                         cli->prog);
                 return 2;
         }
@@ -52,7 +62,8 @@ static int cmd_api_key_create(struct cli *cli, int argc, char **argv)
         const char *cluster;
         int rc = parse(cli, argc, argv, &cmd_specs[0],
                        "Creates a key and secret for the cluster's clients: the SASL PLAIN (or\n"
-                       "SCRAM-SHA-256/512) user name and password. The secret is shown only once.\n",
+                       "SCRAM-SHA-256/512) user name and password. The secret is shown only once.\n"
+                       "It returns once the cluster's brokers accept the key (--no-wait: at once).\n",
                        0, NULL, &cluster, NULL);
         if (rc >= 0)
                 return rc;
@@ -67,6 +78,8 @@ static int cmd_api_key_create(struct cli *cli, int argc, char **argv)
                 json_decref(answer);
                 return rc;
         }
+        /* The secret is printed even when waiting fails: it cannot be had again. */
+        int applied = no_wait ? 0 : cli_wait_applied(cli, cluster, APPLY_TIMEOUT_S);
         if (cli->json) {
                 cli_print_json(stdout, answer);
         } else {
@@ -78,14 +91,14 @@ static int cmd_api_key_create(struct cli *cli, int argc, char **argv)
                        cluster);
         }
         json_decref(answer);
-        return 0;
+        return applied;
 }
 
 static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
 {
         const char *cluster;
-        int rc = parse(cli, argc, argv, &cmd_specs[1], "Lists the cluster's keys (never their secrets).\n", 0, NULL,
-                       &cluster, NULL);
+        int rc = parse(cli, argc, argv, &cmd_specs[1], "Lists the cluster's keys (never their secrets).\n", 0,
+                       NULL, &cluster, NULL);
         if (rc >= 0)
                 return rc;
         char *path = xasprintf("/v1/clusters/%s/api-keys", cluster);
@@ -93,12 +106,13 @@ static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
         free(path);
         if (!all)
                 return 1;
-        static const char *const headers[] = { "KEY", "CREATED" };
-        static const char *const paths[] = { "key|id", "created_at" };
+        static const char *const headers[] = {"KEY", "CREATED"};
+        static const char *const paths[] = {"key|id", "created_at"};
         if (cli->json)
                 cli_print_json(stdout, all);
         else if (json_array_size(all) == 0)
-                printf("No API keys for %s. Create one: stratus api-key create --cluster %s\n", cluster, cluster);
+                printf("No API keys for %s. Create one: stratus api-key create --cluster %s\n", cluster,
+                       cluster);
         else
                 cli_table(stdout, all, headers, paths, 2);
         json_decref(all);
@@ -108,9 +122,10 @@ static int cmd_api_key_list(struct cli *cli, int argc, char **argv)
 static int cmd_api_key_delete(struct cli *cli, int argc, char **argv)
 {
         const char *cluster, *key;
-        int rc = parse(cli, argc, argv, &cmd_specs[2],
-                       "Deletes the key: the brokers refuse it within a second, without a restart.\n", 1,
-                       "give exactly one KEY (`stratus api-key list --cluster ID` shows them)", &cluster, &key);
+        int rc =
+            parse(cli, argc, argv, &cmd_specs[2],
+                  "Deletes the key; it returns once the brokers refuse it (--no-wait: at once).\n", 1,
+                  "give exactly one KEY (`stratus api-key list --cluster ID` shows them)", &cluster, &key);
         if (rc >= 0)
                 return rc;
         char *path = xasprintf("/v1/clusters/%s/api-keys/%s", cluster, key);
@@ -126,6 +141,10 @@ static int cmd_api_key_delete(struct cli *cli, int argc, char **argv)
                 json_decref(answer);
                 return rc;
         }
+        json_decref(answer);
+        answer = NULL;
+        if (!no_wait && cli_wait_applied(cli, cluster, APPLY_TIMEOUT_S) != 0)
+                return 1;
         if (cli->json)
                 printf("{\"key\": \"%s\", \"deleted\": true}\n", key);
         else
@@ -135,9 +154,10 @@ static int cmd_api_key_delete(struct cli *cli, int argc, char **argv)
 }
 
 static const struct cli_command cmd_specs[] = {
-        { "api-key", "create", cmd_api_key_create, "--cluster ID", "Create an API key (its secret is shown once)" },
-        { "api-key", "list", cmd_api_key_list, "--cluster ID", "List a cluster's API keys" },
-        { "api-key", "delete", cmd_api_key_delete, "KEY --cluster ID", "Delete an API key" },
+    {"api-key", "create", cmd_api_key_create, "--cluster ID [--no-wait]",
+     "Create an API key (its secret is shown once)"},
+    {"api-key", "list", cmd_api_key_list, "--cluster ID", "List a cluster's API keys"},
+    {"api-key", "delete", cmd_api_key_delete, "KEY --cluster ID [--no-wait]", "Delete an API key"},
 };
 
 int api_key_main(int argc, char **argv)

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/fileio.h"
 #include "cli/cli.h"
 #include "http/client.h"
@@ -108,8 +110,8 @@ int cli_common_option(struct cli *cli, int c, const char *arg)
 
 void cli_usage(FILE *out, const struct cli_command *cmd, const char *details)
 {
-        fprintf(out, "usage: stratus %s %s%s%s\n\n%s.\n", cmd->group, cmd->name, *cmd->args ? " " : "", cmd->args,
-                cmd->summary);
+        fprintf(out, "usage: stratus %s %s%s%s\n\n%s.\n", cmd->group, cmd->name, *cmd->args ? " " : "",
+                cmd->args, cmd->summary);
         if (details && *details)
                 fprintf(out, "\n%s", details);
         fprintf(out, "\nCommon options:\n"
@@ -129,7 +131,8 @@ static void group_usage(FILE *out, const char *group, const struct cli_command *
         fprintf(out, "\nRun 'stratus %s COMMAND --help' for a command's options (docs/cli.md).\n", group);
 }
 
-int cli_dispatch(const char *group, const struct cli_command *commands, size_t ncommands, int argc, char **argv)
+int cli_dispatch(const char *group, const struct cli_command *commands, size_t ncommands, int argc,
+                 char **argv)
 {
         if (argc < 2) {
                 group_usage(stderr, group, commands, ncommands);
@@ -144,7 +147,7 @@ int cli_dispatch(const char *group, const struct cli_command *commands, size_t n
                         continue;
                 char prog[64];
                 snprintf(prog, sizeof(prog), "stratus %s %s", group, commands[i].name);
-                struct cli cli = { .prog = prog, .timeout_ms = DEFAULT_TIMEOUT_MS };
+                struct cli cli = {.prog = prog, .timeout_ms = DEFAULT_TIMEOUT_MS};
                 int rc = commands[i].fn(&cli, argc - 1, argv + 1);
                 cli_deinit(&cli);
                 return rc;
@@ -176,7 +179,8 @@ int cli_connect(struct cli *cli)
                 conf = json_load_file(path, 0, &jerr);
                 if (!conf || !json_is_object(conf)) {
                         fprintf(stderr,
-                                "%s: the config file %s is not a JSON object (%s, line %d): fix it, delete it and run "
+                                "%s: the config file %s is not a JSON object (%s, line %d): fix it, delete "
+                                "it and run "
                                 "`stratus up` again, or pass --endpoint and --token\n",
                                 cli->prog, path, conf ? "not an object" : jerr.text, conf ? 0 : jerr.line);
                         json_decref(conf);
@@ -194,12 +198,14 @@ int cli_connect(struct cli *cli)
                 token = json_string_value(json_object_get(conf, "token"));
         if (!endpoint || !*endpoint) {
                 if (conf)
-                        fprintf(stderr, "%s: the config file %s has no \"endpoint\": run `stratus up` to rewrite it, "
-                                        "or pass --endpoint URL\n",
+                        fprintf(stderr,
+                                "%s: the config file %s has no \"endpoint\": run `stratus up` to rewrite it, "
+                                "or pass --endpoint URL\n",
                                 cli->prog, path);
                 else
                         fprintf(stderr,
-                                "%s: no mothership configured: there is no config file at %s. Start one with `stratus "
+                                "%s: no mothership configured: there is no config file at %s. Start one with "
+                                "`stratus "
                                 "up` (it writes that file), or pass --endpoint URL --token TOKEN\n",
                                 cli->prog, cli->config_path);
                 json_decref(conf);
@@ -231,15 +237,15 @@ int cli_call(struct cli *cli, const char *method, const char *path, json_t *body
         char *url = xasprintf("%s%s", cli->endpoint, path);
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
-        const char *headers[] = { header, NULL };
+        const char *headers[] = {header, NULL};
         struct http_request req = {
-                .method = method,
-                .url = url,
-                .headers = headers,
-                .body = text,
-                .body_len = text ? strlen(text) : 0,
-                .bearer_token = cli->token,
-                .timeout_ms = cli->timeout_ms,
+            .method = method,
+            .url = url,
+            .headers = headers,
+            .body = text,
+            .body_len = text ? strlen(text) : 0,
+            .bearer_token = cli->token,
+            .timeout_ms = cli->timeout_ms,
         };
         struct http_response resp;
         char err[512];
@@ -251,13 +257,16 @@ int cli_call(struct cli *cli, const char *method, const char *path, json_t *body
                                 "%s: cannot reach the mothership at %s: connection refused — is `stratus up` "
                                 "running? (the endpoint came from %s%s)\n",
                                 cli->prog, cli->endpoint, cli->endpoint_from,
-                                strcmp(cli->endpoint_from, "--endpoint") ? "; --endpoint URL overrides it" : "");
+                                strcmp(cli->endpoint_from, "--endpoint") ? "; --endpoint URL overrides it"
+                                                                         : "");
                 else if (rc == -ETIMEDOUT)
-                        fprintf(stderr, "%s: the mothership at %s did not answer within %d s: is it overloaded or "
-                                        "stuck? Check its log (with `stratus up`: DIR/logs/mothership.log)\n",
+                        fprintf(stderr,
+                                "%s: the mothership at %s did not answer within %d s: is it overloaded or "
+                                "stuck? Check its log (with `stratus up`: DIR/logs/mothership.log)\n",
                                 cli->prog, cli->endpoint, cli->timeout_ms / 1000);
                 else
-                        fprintf(stderr, "%s: %s — check the endpoint (from %s; --endpoint URL overrides it)\n",
+                        fprintf(stderr,
+                                "%s: %s — check the endpoint (from %s; --endpoint URL overrides it)\n",
                                 cli->prog, err, cli->endpoint_from);
                 free(url);
                 return -1;
@@ -285,8 +294,8 @@ static const char *flag_of_field(const char *field)
         static const struct {
                 const char *field, *flag;
         } map[] = {
-                { "ingress_mbps", "--ingress" }, { "egress_mbps", "--egress" }, { "partitions", "--partitions" },
-                { "region", "--region" },        { "type", "--type" },          { "name", "NAME" },
+            {"ingress_mbps", "--ingress"}, {"egress_mbps", "--egress"}, {"partitions", "--partitions"},
+            {"region", "--region"},        {"type", "--type"},          {"name", "NAME"},
         };
         for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
                 if (strcmp(map[i].field, field) == 0)
@@ -306,12 +315,14 @@ int cli_fail(struct cli *cli, int status, json_t *answer, const char *hint)
         case 401:
         case 403:
                 fprintf(stderr,
-                        "%s: the mothership refused the token (HTTP %d: %s). Use the token `stratus up` wrote into "
+                        "%s: the mothership refused the token (HTTP %d: %s). Use the token `stratus up` "
+                        "wrote into "
                         "%s, or pass --token TOKEN\n",
                         cli->prog, status, message, cli->config_path);
                 break;
         case 404:
-                fprintf(stderr, "%s: not found: %s%s%s\n", cli->prog, message, hint ? ". " : "", hint ? hint : "");
+                fprintf(stderr, "%s: not found: %s%s%s\n", cli->prog, message, hint ? ". " : "",
+                        hint ? hint : "");
                 break;
         case 409:
         case 412:
@@ -320,15 +331,18 @@ int cli_fail(struct cli *cli, int status, json_t *answer, const char *hint)
                 break;
         default:
                 if (status >= 500)
-                        fprintf(stderr,
-                                "%s: the mothership failed (HTTP %d: %s). Its log says more (with `stratus up`: "
-                                "DIR/logs/mothership.log); retry once it is fixed\n",
-                                cli->prog, status, message);
+                        fprintf(
+                            stderr,
+                            "%s: the mothership failed (HTTP %d: %s). Its log says more (with `stratus up`: "
+                            "DIR/logs/mothership.log); retry once it is fixed\n",
+                            cli->prog, status, message);
                 else if (field)
-                        fprintf(stderr, "%s: %s: %s (HTTP %d %s): fix %s and retry\n", cli->prog, flag_of_field(field),
-                                message, status, code ? code : "", flag_of_field(field));
+                        fprintf(stderr, "%s: %s: %s (HTTP %d %s): fix %s and retry\n", cli->prog,
+                                flag_of_field(field), message, status, code ? code : "",
+                                flag_of_field(field));
                 else
-                        fprintf(stderr, "%s: %s (HTTP %d %s)\n", cli->prog, message, status, code ? code : "");
+                        fprintf(stderr, "%s: %s (HTTP %d %s)\n", cli->prog, message, status,
+                                code ? code : "");
         }
         return 1;
 }
@@ -450,13 +464,14 @@ static void print_cell(FILE *out, const char *text, size_t width, bool last)
 
 void cli_table(FILE *out, json_t *rows, const char *const *headers, const char *const *paths, size_t ncols)
 {
-        size_t width[16] = { 0 };
+        size_t width[16] = {0};
         ncols = ncols > 16 ? 16 : ncols;
         for (size_t c = 0; c < ncols; c++)
                 width[c] = strlen(headers[c]);
         size_t i;
         json_t *row;
-        json_array_foreach(rows, i, row) {
+        json_array_foreach(rows, i, row)
+        {
                 for (size_t c = 0; c < ncols; c++) {
                         size_t n = strlen(cli_field(row, paths[c]));
                         if (n > width[c])
@@ -465,7 +480,8 @@ void cli_table(FILE *out, json_t *rows, const char *const *headers, const char *
         }
         for (size_t c = 0; c < ncols; c++)
                 print_cell(out, headers[c], width[c], c + 1 == ncols);
-        json_array_foreach(rows, i, row) {
+        json_array_foreach(rows, i, row)
+        {
                 for (size_t c = 0; c < ncols; c++) {
                         const char *v = cli_field(row, paths[c]);
                         print_cell(out, *v ? v : "-", width[c], c + 1 == ncols);
@@ -493,10 +509,64 @@ int cli_parse_positive(struct cli *cli, const char *flag, const char *text, doub
         return 0;
 }
 
+int cli_wait_applied(struct cli *cli, const char *cluster_id, int timeout_s)
+{
+        int64_t start = clock_mono_ms(), deadline = start + (int64_t)timeout_s * 1000;
+        char *path = xasprintf("/v1/clusters/%s", cluster_id);
+        json_t *c;
+        int status = cli_call(cli, "GET", path, NULL, NULL, &c, NULL);
+        free(path);
+        if (status != 200) {
+                int rc = status < 0 ? 1 : cli_fail(cli, status, c, NULL);
+                json_decref(c);
+                return rc;
+        }
+        char *pkc_path = xasprintf("/v1/physical-clusters/%s", cli_field(c, "status.pkc_id|status.pkc"));
+        json_decref(c);
+        bool told = false;
+        int rc = 1;
+        for (;;) {
+                json_t *pkc;
+                status = cli_call(cli, "GET", pkc_path, NULL, NULL, &pkc, NULL);
+                if (status != 200) {
+                        rc = status < 0 ? 1 : cli_fail(cli, status, pkc, NULL);
+                        json_decref(pkc);
+                        break;
+                }
+                long long generation = atoll(cli_field(pkc, "generation"));
+                long long observed = atoll(cli_field(pkc, "observed_generation"));
+                json_decref(pkc);
+                if (observed >= generation) {
+                        if (told)
+                                fprintf(stderr, "applied (%.1f s)\n",
+                                        (double)(clock_mono_ms() - start) / 1000.0);
+                        rc = 0;
+                        break;
+                }
+                int64_t now = clock_mono_ms();
+                if (now >= deadline) {
+                        fprintf(stderr,
+                                "%s: done, but not yet applied by the brokers after %d s (generation %lld, "
+                                "applied "
+                                "%lld): `stratus pkc list` and `stratus satellite list` show why\n",
+                                cli->prog, timeout_s, generation, observed);
+                        break;
+                }
+                if (!told && now - start > 500) {
+                        fprintf(stderr, "waiting for the brokers to apply generation %lld...\n", generation);
+                        told = true;
+                }
+                struct timespec ts = {0, 50 * 1000000L};
+                nanosleep(&ts, NULL);
+        }
+        free(pkc_path);
+        return rc;
+}
+
 const char *cli_idempotency_header(void)
 {
         static char line[64];
-        unsigned char raw[12] = { 0 };
+        unsigned char raw[12] = {0};
         int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
                 if (read(fd, raw, sizeof(raw)) < 0)

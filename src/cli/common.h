@@ -10,40 +10,43 @@
 #include <stdio.h>
 
 struct cli {
-        const char *prog;        /* "stratus cluster create", for messages */
-        char *endpoint;          /* "http://127.0.0.1:8480", no trailing slash (heap) */
-        char *token;             /* bearer token (heap) or NULL */
-        char *endpoint_from;     /* where <endpoint> came from: "--endpoint" or the config path (heap) */
-        char *config_path;       /* the config file looked at (heap) */
+        const char *prog;    /* "stratus cluster create", for messages */
+        char *endpoint;      /* "http://127.0.0.1:8480", no trailing slash (heap) */
+        char *token;         /* bearer token (heap) or NULL */
+        char *endpoint_from; /* where <endpoint> came from: "--endpoint" or the config path (heap) */
+        char *config_path;   /* the config file looked at (heap) */
         const char *opt_endpoint, *opt_token; /* flags, borrowed from argv */
-        bool json;               /* --output json */
-        int timeout_ms;          /* per request */
+        bool json;                            /* --output json */
+        int timeout_ms;                       /* per request */
 };
 
 /* One subcommand: `stratus <group> <name> ...`. */
 typedef int cli_command_fn(struct cli *cli, int argc, char **argv);
 struct cli_command {
-        const char *group;       /* "cluster" */
-        const char *name;        /* "create" */
+        const char *group; /* "cluster" */
+        const char *name;  /* "create" */
         cli_command_fn *fn;
-        const char *args;        /* "NAME --region R ..." for usage */
+        const char *args; /* "NAME --region R ..." for usage */
         const char *summary;
 };
 
 /* Long options every subcommand takes (values CLI_OPT_*); append to a command's own and
  * end with { 0 }. */
 enum { CLI_OPT_ENDPOINT = 1000, CLI_OPT_TOKEN, CLI_OPT_OUTPUT, CLI_OPT_HELP };
-#define CLI_COMMON_OPTIONS                                                    \
-        { "endpoint", required_argument, NULL, CLI_OPT_ENDPOINT },            \
-        { "token", required_argument, NULL, CLI_OPT_TOKEN },                  \
-        { "output", required_argument, NULL, CLI_OPT_OUTPUT },                \
-        { "help", no_argument, NULL, CLI_OPT_HELP }
+#define CLI_COMMON_OPTIONS                                                                                   \
+        {"endpoint", required_argument, NULL, CLI_OPT_ENDPOINT},                                             \
+            {"token", required_argument, NULL, CLI_OPT_TOKEN},                                               \
+            {"output", required_argument, NULL, CLI_OPT_OUTPUT},                                             \
+        {                                                                                                    \
+                "help", no_argument, NULL, CLI_OPT_HELP                                                      \
+        }
 
 /* Handles a common option <c> with <arg>. Returns 0, 1 for --help (print usage, exit 0),
  * or -1 (usage error, printed). */
 int cli_common_option(struct cli *cli, int c, const char *arg);
 /* Runs the <group> subcommand named in <argv>[1] from <commands>. */
-int cli_dispatch(const char *group, const struct cli_command *commands, size_t ncommands, int argc, char **argv);
+int cli_dispatch(const char *group, const struct cli_command *commands, size_t ncommands, int argc,
+                 char **argv);
 /* Prints the usage of <cmd> (its args and the common options) to <out>. */
 void cli_usage(FILE *out, const struct cli_command *cmd, const char *details);
 
@@ -76,6 +79,13 @@ const char *cli_field(json_t *obj, const char *path);
 void cli_table(FILE *out, json_t *rows, const char *const *headers, const char *const *paths, size_t ncols);
 /* Pretty-prints <json> with a trailing newline. */
 void cli_print_json(FILE *out, json_t *json);
+
+/* Waits until the physical cluster of logical cluster <cluster_id> has applied the
+ * generation it has now (observed_generation >= generation): a change just made (a key
+ * added or removed, quotas) is then live on the brokers. Prints progress to stderr when
+ * it takes longer than a moment. Returns 0, or 1 having printed why (timeout after
+ * <timeout_s>). */
+int cli_wait_applied(struct cli *cli, const char *cluster_id, int timeout_s);
 
 /* A random Idempotency-Key header line (static buffer). */
 const char *cli_idempotency_header(void);

@@ -9,7 +9,7 @@ static int list(struct cli *cli, int argc, char **argv, const struct cli_command
                 const char *path, const char *key, const char *const *headers, const char *const *paths,
                 size_t ncols, const char *empty)
 {
-        static const struct option opts[] = { CLI_COMMON_OPTIONS, { 0 } };
+        static const struct option opts[] = {CLI_COMMON_OPTIONS, {0}};
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -42,37 +42,45 @@ static int list(struct cli *cli, int argc, char **argv, const struct cli_command
 
 static int cmd_satellite_list(struct cli *cli, int argc, char **argv)
 {
-        static const char *const headers[] = { "ID", "REGION", "LAST HEARTBEAT", "STALE" };
-        static const char *const paths[] = { "id", "region", "last_heartbeat|last_heartbeat_at|heartbeat_at",
-                                             "stale" };
-        static const struct cli_command spec = { "satellite", "list", cmd_satellite_list, "",
-                                                 "List the satellites (regional agents) and whether they are alive" };
-        return list(cli, argc, argv, &spec, "A satellite is stale when its heartbeats stopped.\n", "/v1/satellites",
-                    "satellites", headers, paths, 4,
-                    "No satellite has registered: start one with `stratus satellite --region R ...` (`stratus up` "
-                    "runs one).");
+        static const char *const headers[] = {"ID", "REGION", "LAST HEARTBEAT", "STALE"};
+        static const char *const paths[] = {"id", "region", "last_heartbeat|last_heartbeat_at|heartbeat_at",
+                                            "stale"};
+        static const struct cli_command spec = {
+            "satellite", "list", cmd_satellite_list, "",
+            "List the satellites (regional agents) and whether they are alive"};
+        return list(
+            cli, argc, argv, &spec, "A satellite is stale when its heartbeats stopped.\n", "/v1/satellites",
+            "satellites", headers, paths, 4,
+            "No satellite has registered: start one with `stratus satellite --region R ...` (`stratus up` "
+            "runs one).");
 }
 
 static int cmd_pkc_list(struct cli *cli, int argc, char **argv)
 {
-        static const char *const headers[] = { "ID", "TYPE", "REGION", "SATELLITE", "GENERATION", "OBSERVED",
-                                               "PHASE", "TENANTS" };
-        static const char *const paths[] = { "id", "type", "region", "satellite", "generation",
-                                             "observed_generation|status.observed_generation",
-                                             "phase|status.phase", "tenants|tenant_count|lkcs" };
-        static const struct cli_command spec = { "pkc", "list", cmd_pkc_list, "",
-                                                 "List the physical clusters and their state" };
+        static const char *const headers[] = {"ID",       "TYPE",  "REGION",  "SATELLITE", "GENERATION",
+                                              "OBSERVED", "PHASE", "TENANTS", "BOOTSTRAP"};
+        static const char *const paths[] = {"id",
+                                            "type",
+                                            "region",
+                                            "satellite",
+                                            "generation",
+                                            "observed_generation|status.observed_generation",
+                                            "phase|status.phase",
+                                            "tenants|tenant_count|lkcs",
+                                            "bootstrap"};
+        static const struct cli_command spec = {"pkc", "list", cmd_pkc_list, "",
+                                                "List the physical clusters and their state"};
         return list(cli, argc, argv, &spec,
                     "OBSERVED is the generation the satellite has applied: equal to GENERATION\n"
                     "when the physical cluster is what the mothership asked for.\n",
-                    "/v1/physical-clusters", "physical_clusters", headers, paths, 8,
+                    "/v1/physical-clusters", "physical_clusters", headers, paths, 9,
                     "No physical clusters yet: they are made when a cluster is created.");
 }
 
 int cli_satellite_list(int argc, char **argv)
 {
         static const struct cli_command commands[] = {
-                { "satellite", "list", cmd_satellite_list, "", "List the satellites and whether they are alive" },
+            {"satellite", "list", cmd_satellite_list, "", "List the satellites and whether they are alive"},
         };
         /* <argv>[0] is "list": dispatch as `stratus satellite list`. */
         char *args[64];
@@ -87,7 +95,7 @@ int cli_satellite_list(int argc, char **argv)
 int pkc_main(int argc, char **argv)
 {
         static const struct cli_command commands[] = {
-                { "pkc", "list", cmd_pkc_list, "", "List the physical clusters and their state" },
+            {"pkc", "list", cmd_pkc_list, "", "List the physical clusters and their state"},
         };
         return cli_dispatch("pkc", commands, 1, argc, argv);
 }

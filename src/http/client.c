@@ -85,7 +85,8 @@ int http_request(const struct http_request *req, struct http_response *resp, cha
         struct curl_slist *hdrs = NULL;
         char *line;
         if (req->body) {
-                line = xasprintf("Content-Type: %s", req->content_type ? req->content_type : "application/json");
+                line =
+                    xasprintf("Content-Type: %s", req->content_type ? req->content_type : "application/json");
                 hdrs = curl_slist_append(hdrs, line);
                 free(line);
         }

@@ -7,22 +7,22 @@
 #include <stddef.h>
 
 struct http_response {
-        long status;            /* HTTP status code; 0 when no answer */
-        char *body;             /* heap, NUL-terminated (also when binary: body_len counts) */
-        size_t body_len;        /* bytes of <body> */
-        char **headers;         /* heap "Name: value" lines, as received */
+        long status;     /* HTTP status code; 0 when no answer */
+        char *body;      /* heap, NUL-terminated (also when binary: body_len counts) */
+        size_t body_len; /* bytes of <body> */
+        char **headers;  /* heap "Name: value" lines, as received */
         size_t nheaders;
 };
 
 struct http_request {
-        const char *method;            /* "GET", "POST", "PATCH", "DELETE", ... */
-        const char *url;               /* "http://127.0.0.1:8480/v1/clusters" */
-        const char *const *headers;    /* "Name: value" lines, NULL-terminated; may be NULL */
-        const char *body;              /* NULL: none */
+        const char *method;         /* "GET", "POST", "PATCH", "DELETE", ... */
+        const char *url;            /* "http://127.0.0.1:8480/v1/clusters" */
+        const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+        const char *body;           /* NULL: none */
         size_t body_len;
-        const char *content_type;      /* of <body>; NULL: application/json */
-        const char *bearer_token;      /* NULL: no Authorization header */
-        int timeout_ms;                /* the whole exchange; 0: 10 s */
+        const char *content_type; /* of <body>; NULL: application/json */
+        const char *bearer_token; /* NULL: no Authorization header */
+        int timeout_ms;           /* the whole exchange; 0: 10 s */
 };
 
 /* Performs <req>. Returns 0 with <resp> filled (whatever the HTTP status), or a negative

@@ -33,37 +33,37 @@
 #include "http/client.h"
 #include "loop/net.h"
 
-#define DEFAULT_API_PORT 8480
-#define READY_TIMEOUT_MS 60000
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 10000
-#define HEALTHY_RESET_MS 60000
+#define DEFAULT_API_PORT  8480
+#define READY_TIMEOUT_MS  60000
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    10000
+#define HEALTHY_RESET_MS  60000
 #define CHECK_INTERVAL_MS 100
 
 enum proc_id { PROC_BROKER = 0, PROC_MOTHERSHIP, PROC_SATELLITE, PROC_COUNT };
 
 struct proc {
-        const char *name;        /* "broker": the log file and messages */
-        char **argv;             /* heap, NULL-terminated */
-        pid_t pid;               /* 0: not running */
-        int64_t started_ms;      /* monotonic */
-        int64_t restart_at_ms;   /* > 0: start again then */
+        const char *name;      /* "broker": the log file and messages */
+        char **argv;           /* heap, NULL-terminated */
+        pid_t pid;             /* 0: not running */
+        int64_t started_ms;    /* monotonic */
+        int64_t restart_at_ms; /* > 0: start again then */
         int64_t backoff_ms;
         int restarts;
-        int last_status;         /* wait status of the last exit */
-        int stop_timeout_ms;     /* SIGTERM, then SIGKILL after this */
+        int last_status;     /* wait status of the last exit */
+        int stop_timeout_ms; /* SIGTERM, then SIGKILL after this */
 };
 
 struct up {
-        char *data_dir;          /* absolute */
+        char *data_dir; /* absolute */
         char *logs_dir;
-        char *exe;               /* /proc/self/exe resolved */
+        char *exe; /* /proc/self/exe resolved */
         int broker_port;
         char api_host[256];
         int api_port;
         char *token_path;
         struct proc procs[PROC_COUNT];
-        int sfd;                 /* signalfd: SIGCHLD, SIGINT, SIGTERM, SIGHUP */
+        int sfd; /* signalfd: SIGCHLD, SIGINT, SIGTERM, SIGHUP */
         bool stopping;
         int lock_fd;
 };
@@ -114,7 +114,7 @@ static bool tcp_accepts(const char *host, int port)
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return false;
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
         inet_pton(AF_INET, host, &sa.sin_addr);
         bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
         close(fd);
@@ -140,7 +140,8 @@ static int load_state(struct up *up, const char *api_opt)
                 }
         } else {
                 snprintf(up->api_host, sizeof(up->api_host), "127.0.0.1");
-                up->api_port = port_free("127.0.0.1", DEFAULT_API_PORT) ? DEFAULT_API_PORT : free_port("127.0.0.1");
+                up->api_port =
+                    port_free("127.0.0.1", DEFAULT_API_PORT) ? DEFAULT_API_PORT : free_port("127.0.0.1");
         }
         if (up->api_port == 0 && rc == 0)
                 up->api_port = free_port(up->api_host);
@@ -195,21 +196,21 @@ static void setup_procs(struct up *up)
         snprintf(api, sizeof(api), "%s:%d", up->api_host, up->api_port);
         char *log_dirs = xasprintf("log.dirs=%s/control-plane/broker", up->data_dir);
         up->procs[PROC_BROKER] = (struct proc){
-                .name = "broker",
-                .argv = make_argv(up->exe, "broker", "--override", listeners, "--override", log_dirs, NULL),
-                .stop_timeout_ms = 10000,
+            .name = "broker",
+            .argv = make_argv(up->exe, "broker", "--override", listeners, "--override", log_dirs, NULL),
+            .stop_timeout_ms = 10000,
         };
         up->procs[PROC_MOTHERSHIP] = (struct proc){
-                .name = "mothership",
-                .argv = make_argv(up->exe, "mothership", "--data", up->data_dir, "--listen", api, "--bootstrap",
-                                  bootstrap, "--token-file", up->token_path, NULL),
-                .stop_timeout_ms = 10000,
+            .name = "mothership",
+            .argv = make_argv(up->exe, "mothership", "--data", up->data_dir, "--listen", api, "--bootstrap",
+                              bootstrap, "--token-file", up->token_path, NULL),
+            .stop_timeout_ms = 10000,
         };
         up->procs[PROC_SATELLITE] = (struct proc){
-                .name = "satellite",
-                .argv = make_argv(up->exe, "satellite", "--region", "local", "--data", up->data_dir, "--bootstrap",
-                                  bootstrap, "--stop-on-exit", NULL),
-                .stop_timeout_ms = 20000,
+            .name = "satellite",
+            .argv = make_argv(up->exe, "satellite", "--region", "local", "--data", up->data_dir,
+                              "--bootstrap", bootstrap, "--stop-on-exit", NULL),
+            .stop_timeout_ms = 20000,
         };
         free(log_dirs);
 }
@@ -335,7 +336,7 @@ static bool wait_events(struct up *up, int timeout_ms)
                 if (!p->pid && p->restart_at_ms > 0)
                         timeout_ms = (int)MIN((int64_t)timeout_ms, MAX(0, p->restart_at_ms - now));
         }
-        struct pollfd pfd = { .fd = up->sfd, .events = POLLIN };
+        struct pollfd pfd = {.fd = up->sfd, .events = POLLIN};
         if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
                 log_warn("poll: %s", strerror(errno));
         bool stop = handle_signals(up);
@@ -358,7 +359,8 @@ static void stop_proc(struct up *up, struct proc *p)
         while (p->pid) {
                 int64_t left = deadline - clock_mono_ms();
                 if (left <= 0 && !killed) {
-                        log_warn("%s pid=%d did not stop within %d ms; SIGKILL", p->name, (int)pid, p->stop_timeout_ms);
+                        log_warn("%s pid=%d did not stop within %d ms; SIGKILL", p->name, (int)pid,
+                                 p->stop_timeout_ms);
                         kill(pid, SIGKILL);
                         killed = true;
                         deadline = clock_mono_ms() + 5000;
@@ -366,7 +368,7 @@ static void stop_proc(struct up *up, struct proc *p)
                 }
                 if (left <= 0)
                         break;
-                struct pollfd pfd = { .fd = up->sfd, .events = POLLIN };
+                struct pollfd pfd = {.fd = up->sfd, .events = POLLIN};
                 poll(&pfd, 1, (int)MIN(left, 100));
                 handle_signals(up);
         }
@@ -421,7 +423,7 @@ static void stop_orphans(struct up *up)
                 kill(pids[i], SIGTERM);
         int64_t deadline = clock_mono_ms() + 10000;
         while ((n = other_children(up, pids, 256)) > 0 && clock_mono_ms() < deadline) {
-                struct pollfd pfd = { .fd = up->sfd, .events = POLLIN };
+                struct pollfd pfd = {.fd = up->sfd, .events = POLLIN};
                 poll(&pfd, 1, 50);
                 handle_signals(up);
         }
@@ -431,7 +433,7 @@ static void stop_orphans(struct up *up)
         }
         deadline = clock_mono_ms() + 5000;
         while (other_children(up, pids, 256) > 0 && clock_mono_ms() < deadline) {
-                struct pollfd pfd = { .fd = up->sfd, .events = POLLIN };
+                struct pollfd pfd = {.fd = up->sfd, .events = POLLIN};
                 poll(&pfd, 1, 20);
                 handle_signals(up);
         }
@@ -468,7 +470,7 @@ static char *read_token(const char *path)
 static bool api_ready(struct up *up, const char *token)
 {
         char *url = xasprintf("http://%s:%d/v1/satellites", up->api_host, up->api_port);
-        struct http_request req = { .method = "GET", .url = url, .bearer_token = token, .timeout_ms = 1000 };
+        struct http_request req = {.method = "GET", .url = url, .bearer_token = token, .timeout_ms = 1000};
         struct http_response resp;
         char err[256];
         bool ok = false;
@@ -479,7 +481,8 @@ static bool api_ready(struct up *up, const char *token)
                         items = json_object_get(answer, "items");
                 size_t i;
                 json_t *sat;
-                json_array_foreach(items, i, sat) {
+                json_array_foreach(items, i, sat)
+                {
                         if (!json_is_true(json_object_get(sat, "stale")))
                                 ok = true;
                 }
@@ -497,8 +500,8 @@ static const char *proc_problem(struct up *up, char *out, size_t len)
                 if (p->restarts > 0) {
                         char why[96];
                         describe_status(p->last_status, why, sizeof(why));
-                        snprintf(out, len, "the %s exited %d times (last: %s); see %s/%s.log", p->name, p->restarts,
-                                 why, up->logs_dir, p->name);
+                        snprintf(out, len, "the %s exited %d times (last: %s); see %s/%s.log", p->name,
+                                 p->restarts, why, up->logs_dir, p->name);
                         return out;
                 }
         }
@@ -515,8 +518,9 @@ static int run(struct up *up)
         while (!tcp_accepts("127.0.0.1", up->broker_port)) {
                 if (clock_mono_ms() > deadline) {
                         char why[512];
-                        fprintf(stderr, "stratus up: the control-plane broker did not listen on 127.0.0.1:%d within "
-                                        "%d s: %s\n",
+                        fprintf(stderr,
+                                "stratus up: the control-plane broker did not listen on 127.0.0.1:%d within "
+                                "%d s: %s\n",
                                 up->broker_port, READY_TIMEOUT_MS / 1000, proc_problem(up, why, sizeof(why)));
                         return 1;
                 }
@@ -532,8 +536,8 @@ static int run(struct up *up)
                         fprintf(stderr,
                                 "stratus up: not ready within %d s (%s at http://%s:%d with a registered "
                                 "satellite): %s\n",
-                                READY_TIMEOUT_MS / 1000, token ? "the API answering" : "the token file " , up->api_host,
-                                up->api_port, proc_problem(up, why, sizeof(why)));
+                                READY_TIMEOUT_MS / 1000, token ? "the API answering" : "the token file ",
+                                up->api_host, up->api_port, proc_problem(up, why, sizeof(why)));
                         free(token);
                         return 1;
                 }
@@ -546,25 +550,29 @@ static int run(struct up *up)
         char *endpoint = xasprintf("http://%s:%d", up->api_host, up->api_port);
         bool have_config = cli_config_path(config, sizeof(config)) == 0;
         if (!have_config)
-                fprintf(stderr, "stratus up: no place for the CLI config ($STRATUS_CONFIG, $XDG_CONFIG_HOME and "
-                                "$HOME unset); pass --endpoint and --token to the CLI\n");
+                fprintf(stderr,
+                        "stratus up: no place for the CLI config ($STRATUS_CONFIG, $XDG_CONFIG_HOME and "
+                        "$HOME unset); pass --endpoint and --token to the CLI\n");
         else if (cli_config_write(config, endpoint, token, err, sizeof(err)) < 0) {
                 fprintf(stderr, "stratus up: %s; pass --endpoint and --token to the CLI instead\n", err);
                 have_config = false;
         }
-        printf("Stratus is up (ready in %.1f s).\n\n"
-               "  API            %s\n"
-               "  token          %s\n"
-               "  CLI config     %s\n"
-               "  control plane  Kafka at 127.0.0.1:%d, satellite for region \"local\"\n"
-               "  data and logs  %s (logs in %s)\n\n"
-               "Try:\n"
-               "  stratus cluster create demo --region local --ingress 10 --egress 30 --partitions 10 --wait\n"
-               "  stratus api-key create --cluster LKC_ID\n"
-               "  stratus cluster list\n\n"
-               "Ctrl-C stops everything (the clusters too; they come back with the next `stratus up --data %s`).\n",
-               (double)(clock_mono_ms() - t0) / 1000.0, endpoint, up->token_path,
-               have_config ? config : "(not written)", up->broker_port, up->data_dir, up->logs_dir, up->data_dir);
+        printf(
+            "Stratus is up (ready in %.1f s).\n\n"
+            "  API            %s\n"
+            "  token          %s\n"
+            "  CLI config     %s\n"
+            "  control plane  Kafka at 127.0.0.1:%d, satellite for region \"local\"\n"
+            "  data and logs  %s (logs in %s)\n\n"
+            "Try:\n"
+            "  stratus cluster create demo --region local --ingress 10 --egress 30 --partitions 10 --wait\n"
+            "  stratus api-key create --cluster LKC_ID\n"
+            "  stratus cluster list\n\n"
+            "Ctrl-C stops everything (the clusters too; they come back with the next `stratus up --data "
+            "%s`).\n",
+            (double)(clock_mono_ms() - t0) / 1000.0, endpoint, up->token_path,
+            have_config ? config : "(not written)", up->broker_port, up->data_dir, up->logs_dir,
+            up->data_dir);
         fflush(stdout);
         free(endpoint);
         free(token);
@@ -576,10 +584,10 @@ static int run(struct up *up)
 int up_main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "data", required_argument, NULL, 'd' },
-                { "api", required_argument, NULL, 'a' },
-                { "help", no_argument, NULL, 'h' },
-                { 0 },
+            {"data", required_argument, NULL, 'd'},
+            {"api", required_argument, NULL, 'a'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
         };
         const char *data = "stratus-data", *api = NULL;
         int c;
@@ -601,7 +609,7 @@ int up_main(int argc, char **argv)
                 fprintf(stderr, "stratus up: unexpected argument '%s' (see --help)\n", argv[optind]);
                 return 2;
         }
-        struct up up = { .sfd = -1, .lock_fd = -1 };
+        struct up up = {.sfd = -1, .lock_fd = -1};
         int rc = fileio_mkdirs(data);
         char real[PATH_MAX];
         if (rc < 0 || !realpath(data, real)) {
@@ -616,7 +624,8 @@ int up_main(int argc, char **argv)
         char exe[PATH_MAX];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         if (n <= 0) {
-                fprintf(stderr, "stratus up: cannot find its own binary (/proc/self/exe): %s\n", strerror(errno));
+                fprintf(stderr, "stratus up: cannot find its own binary (/proc/self/exe): %s\n",
+                        strerror(errno));
                 return 1;
         }
         exe[n] = '\0';
@@ -629,9 +638,11 @@ int up_main(int argc, char **argv)
                 if (up.lock_fd >= 0 && pread(up.lock_fd, pid, sizeof(pid) - 1, 0) < 0)
                         pid[0] = '?';
                 pid[strcspn(pid, "\n")] = '\0';
-                fprintf(stderr, "stratus up: another `stratus up` (pid %s) is running with %s: stop it first (Ctrl-C, "
-                                "or kill %s), or use another --data DIR\n",
-                        pid, up.data_dir, pid);
+                fprintf(
+                    stderr,
+                    "stratus up: another `stratus up` (pid %s) is running with %s: stop it first (Ctrl-C, "
+                    "or kill %s), or use another --data DIR\n",
+                    pid, up.data_dir, pid);
                 free(lock_path);
                 return 1;
         }
@@ -653,7 +664,8 @@ int up_main(int argc, char **argv)
          * it dies: reap them, and stop what is left at the end. */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
         setup_procs(&up);
-        log_info("starting data=%s broker_port=%d api=%s:%d", up.data_dir, up.broker_port, up.api_host, up.api_port);
+        log_info("starting data=%s broker_port=%d api=%s:%d", up.data_dir, up.broker_port, up.api_host,
+                 up.api_port);
 
         rc = run(&up);
         stop_all(&up);

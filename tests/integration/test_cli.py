@@ -235,16 +235,26 @@ def test_cli_create_wait_shows_progress_then_bootstrap(workdir, peer):
     assert "timed out after 1 s" in r.stderr and "stratus pkc list" in r.stderr
 
 
-def test_cli_api_key_create_shows_the_secret_once(workdir, peer):
+def test_cli_api_key_create_shows_the_secret_once_after_the_brokers_applied_it(workdir, peer):
     peer.routes[("POST", "/v1/clusters/lkc-abcdef/api-keys")] = lambda h, b: (201, {
         "key": "ABCDEFGHIJKLMNOP", "secret": "s" * 64, "created_at": "2026-01-01T00:00:00Z"})
+    peer.routes[("GET", "/v1/clusters/lkc-abcdef")] = lambda h, b: (200, {
+        **cluster("lkc-abcdef", "running"), "status": {"phase": "running", "pkc_id": "pkc-aaaaaa"}})
+    polls = []
+
+    def pkc(h, b):
+        polls.append(1)
+        return 200, {"id": "pkc-aaaaaa", "generation": 5, "observed_generation": 4 if len(polls) < 3 else 5}
+    peer.routes[("GET", "/v1/physical-clusters/pkc-aaaaaa")] = pkc
     cfg = os.path.join(workdir, "c.json")
     write_config(cfg, peer.url, "t")
     r = run(["api-key", "create", "--cluster", "lkc-abcdef"], env={"STRATUS_CONFIG": cfg})
     assert r.returncode == 0, r.stderr
+    assert len(polls) == 3, "returns once observed_generation reached generation"
     assert "ABCDEFGHIJKLMNOP" in r.stdout and "s" * 64 in r.stdout and "will not be shown again" in r.stdout
-    r = run(["api-key", "create", "--cluster", "lkc-abcdef", "--output", "json"], env={"STRATUS_CONFIG": cfg})
-    assert json.loads(r.stdout)["secret"] == "s" * 64
+    r = run(["api-key", "create", "--cluster", "lkc-abcdef", "--output", "json", "--no-wait"],
+            env={"STRATUS_CONFIG": cfg})
+    assert json.loads(r.stdout)["secret"] == "s" * 64 and len(polls) == 3
 
 
 def test_cli_update_sends_if_match_from_the_etag(workdir, peer):

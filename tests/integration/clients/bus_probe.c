@@ -65,9 +65,10 @@ static void command(struct probe *pr, char *line)
                 emit(json_pack("{s:s, s:s, s:i}", "event", "subscribed", "topic", a1, "rc", rc));
         } else if (strcmp(cmd, "ensure") == 0 && a1 && a2) {
                 char err[256] = "";
-                const char *configs[] = { "cleanup.policy", "compact", NULL };
+                const char *configs[] = {"cleanup.policy", "compact", NULL};
                 int rc = bus_ensure_topic(pr->bus, a1, atoi(a2), configs, 10000, err, sizeof(err));
-                emit(json_pack("{s:s, s:s, s:i, s:s}", "event", "ensured", "topic", a1, "rc", rc, "error", err));
+                emit(json_pack("{s:s, s:s, s:i, s:s}", "event", "ensured", "topic", a1, "rc", rc, "error",
+                               err));
         } else if (strcmp(cmd, "produce") == 0 && a1 && a2 && a3) {
                 bool tomb = strcmp(a3, "-") == 0;
                 int rc = bus_produce(pr->bus, a1, a2, tomb ? NULL : a3, tomb ? 0 : strlen(a3));
@@ -85,8 +86,9 @@ static void command(struct probe *pr, char *line)
                 int rc = bus_flush(pr->bus, atoi(a1));
                 emit(json_pack("{s:s, s:i}", "event", "flushed", "rc", rc));
         } else if (strcmp(cmd, "stats") == 0) {
-                emit(json_pack("{s:s, s:I, s:I}", "event", "stats", "pending", (json_int_t)bus_pending(pr->bus),
-                               "failures", (json_int_t)bus_delivery_failures(pr->bus)));
+                emit(json_pack("{s:s, s:I, s:I}", "event", "stats", "pending",
+                               (json_int_t)bus_pending(pr->bus), "failures",
+                               (json_int_t)bus_delivery_failures(pr->bus)));
         } else if (strcmp(cmd, "quit") == 0) {
                 loop_stop(pr->loop);
         } else {
@@ -122,9 +124,9 @@ int main(int argc, char **argv)
 {
         const char *bootstrap = NULL, *client_id = "bus-probe";
         static const struct option opts[] = {
-                { "bootstrap", required_argument, NULL, 'b' },
-                { "client-id", required_argument, NULL, 'c' },
-                { 0 },
+            {"bootstrap", required_argument, NULL, 'b'},
+            {"client-id", required_argument, NULL, 'c'},
+            {0},
         };
         int c;
         while ((c = getopt_long(argc, argv, "b:c:", opts, NULL)) != -1) {
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
                 else
                         return 2;
         }
-        struct probe pr = { .loop = loop_new() };
+        struct probe pr = {.loop = loop_new()};
         buf_init(&pr.in);
         char err[256];
         if (bus_new(pr.loop, bootstrap, client_id, &pr.bus, err, sizeof(err)) < 0) {
