@@ -49,6 +49,7 @@ def psc_doc(generation, keys, revision="rev-1", deleted=False, brokers=1, broker
         "broker_config": broker_config if broker_config is not None else {"num.partitions": "1"},
         "client_security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "internal_security_protocol": "PLAINTEXT",
         "lb_bootstrap": True,
     }
 
@@ -194,8 +195,8 @@ class StatusReader:
 def cp(broker_factory):
     """The control-plane broker with the satellite's topics."""
     b = broker_factory()
-    create_topic(b.bootstrap, f"psc.{SAT_ID}", 1, {"cleanup.policy": "compact"})
-    create_topic(b.bootstrap, "stratus.status", 1, {"cleanup.policy": "compact"})
+    create_topic(b.bootstrap, f"psc.{SAT_ID}", 1)
+    create_topic(b.bootstrap, "stratus.status", 1)
     return b
 
 
