@@ -137,7 +137,8 @@ char *driver_broker_config(const struct driver *drv, const struct psc *psc, cons
                 ports->client_port);
         appendf(&b, "advertised.listeners=INTERNAL://%s:%d,CLIENT://%s:%d\n", drv->host, ports->internal_port,
                 drv->host, ports->lb_port);
-        appendf(&b, "listener.security.protocol.map=INTERNAL:PLAINTEXT,CLIENT:%s\n",
+        appendf(&b, "listener.security.protocol.map=INTERNAL:%s,CLIENT:%s\n",
+                psc->internal_security_protocol ? psc->internal_security_protocol : "PLAINTEXT",
                 psc->client_security_protocol ? psc->client_security_protocol : "SASL_PLAINTEXT");
         if (psc->sasl_mechanisms && psc->sasl_mechanisms[0])
                 appendf(&b, "sasl.enabled.mechanisms=%s\n", psc->sasl_mechanisms);
