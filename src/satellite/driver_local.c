@@ -23,7 +23,7 @@
 #include "base/log.h"
 #include "satellite/satellite.h"
 
-#define STOP_TIMEOUT_MS 5000 /* SIGTERM, then SIGKILL */
+#define STOP_TIMEOUT_MS  5000 /* SIGTERM, then SIGKILL */
 #define PROBE_TIMEOUT_MS 100
 
 /* ---- paths and files ------------------------------------------------------------- */
@@ -41,7 +41,8 @@ static char *broker_path(const struct driver *drv, const char *pkc_id, int n, co
 
 static char *lb_path(const struct driver *drv, const char *pkc_id, const char *file)
 {
-        return file ? xasprintf("%s/%s/lb/%s", drv->data_dir, pkc_id, file) : xasprintf("%s/%s/lb", drv->data_dir, pkc_id);
+        return file ? xasprintf("%s/%s/lb/%s", drv->data_dir, pkc_id, file)
+                    : xasprintf("%s/%s/lb", drv->data_dir, pkc_id);
 }
 
 /* The whole file as a heap string, or NULL when it cannot be read. */
@@ -88,8 +89,14 @@ static bool dir_exists(const char *path)
 
 /* Keys the operator sets itself; a PSC's broker_config entry for one is skipped. */
 static const char *const owned_keys[] = {
-        "node.id", "broker.id", "listeners", "advertised.listeners", "listener.security.protocol.map",
-        "tenants.file", "log.dirs", "sasl.enabled.mechanisms",
+    "node.id",
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "tenants.file",
+    "log.dirs",
+    "sasl.enabled.mechanisms",
 };
 
 static bool owned_key(const char *key)
@@ -161,7 +168,8 @@ char *driver_lb_config(const struct driver *drv, const struct psc *psc, const st
         appendf(&b, "# Written by stratus satellite %s for %s revision %s; it is rewritten, do not edit.\n",
                 drv->satellite, psc->id, psc->revision ? psc->revision : "-");
         appendf(&b, "admin %s:%d\n", drv->host, sp->lb_admin_port);
-        append(&b, "health_check kafka\nhealth_interval_ms 200\nhealth_timeout_ms 1000\nhealth_rise 1\nhealth_fall 2\n");
+        append(&b, "health_check kafka\nhealth_interval_ms 200\nhealth_timeout_ms 1000\nhealth_rise "
+                   "1\nhealth_fall 2\n");
         int count = MIN(psc->broker_count, sp->nbrokers);
         if (psc->lb_bootstrap) {
                 appendf(&b, "listener bootstrap %s:%d", drv->host, sp->bootstrap_port);
@@ -170,8 +178,8 @@ char *driver_lb_config(const struct driver *drv, const struct psc *psc, const st
                 append(&b, "\n");
         }
         for (int i = 0; i < count; i++)
-                appendf(&b, "listener broker-%d %s:%d %s:%d\n", i, drv->host, sp->brokers[i].lb_port, drv->host,
-                        sp->brokers[i].client_port);
+                appendf(&b, "listener broker-%d %s:%d %s:%d\n", i, drv->host, sp->brokers[i].lb_port,
+                        drv->host, sp->brokers[i].client_port);
         return buf_text(&b);
 }
 
@@ -252,8 +260,8 @@ static void supervise(struct proc *p, const char *what, int port, const char *ho
         p->healthy = healthy;
 }
 
-void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *view, struct op_proc_view *brokers,
-                    int64_t now_ms)
+void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *view,
+                    struct op_proc_view *brokers, int64_t now_ms)
 {
         const struct psc *psc = pkc->desired && !pkc->desired->deleted ? pkc->desired : NULL;
         struct state_pkc *sp = state_find(drv->state, pkc->id);
@@ -412,7 +420,8 @@ static int step_allocate(struct driver *drv, struct sat_pkc *pkc)
                 return rc;
         }
         log_info("pkc=%s step=allocate-ports revision=%s brokers=%d bootstrap=%s:%d lb_admin=%d", pkc->id,
-                 sp->revision ? sp->revision : "-", sp->nbrokers, drv->host, sp->bootstrap_port, sp->lb_admin_port);
+                 sp->revision ? sp->revision : "-", sp->nbrokers, drv->host, sp->bootstrap_port,
+                 sp->lb_admin_port);
         return 0;
 }
 
@@ -464,9 +473,11 @@ static int start_broker(struct driver *drv, struct sat_pkc *pkc, int n, int64_t 
         struct proc *p = &pkc->brokers[n].proc;
         const struct state_broker *ports = &sp->brokers[n];
         if (!port_free(drv->host, ports->internal_port) || !port_free(drv->host, ports->client_port)) {
-                int port = port_free(drv->host, ports->internal_port) ? ports->client_port : ports->internal_port;
-                set_failed(pkc, "broker %d: port %s:%d is in use by another process (free it, or delete the PKC)", n,
-                           drv->host, port);
+                int port =
+                    port_free(drv->host, ports->internal_port) ? ports->client_port : ports->internal_port;
+                set_failed(pkc,
+                           "broker %d: port %s:%d is in use by another process (free it, or delete the PKC)",
+                           n, drv->host, port);
                 p->not_before_ms = now_ms + 1000;
                 return -EADDRINUSE;
         }
@@ -475,7 +486,7 @@ static int start_broker(struct driver *drv, struct sat_pkc *pkc, int n, int64_t 
         char *log_path = broker_path(drv, pkc->id, n, "broker.log");
         char *pid_path = broker_path(drv, pkc->id, n, "broker.pid");
         char *config = read_text(config_path);
-        const char *args[] = { "broker", config_path, NULL };
+        const char *args[] = {"broker", config_path, NULL};
         pid_t pid = proc_spawn(drv->exe, args, dir, log_path, pid_path, proc_hash(config ? config : ""));
         int rc = 0;
         if (pid < 0) {
@@ -487,9 +498,9 @@ static int start_broker(struct driver *drv, struct sat_pkc *pkc, int n, int64_t 
                 p->child = true;
                 p->config_hash = proc_hash(config ? config : "");
                 p->healthy = false;
-                log_info("pkc=%s step=%s broker=%d pid=%d internal=%s:%d client=%s:%d advertised=%s:%d", pkc->id,
-                         step, n, (int)pid, drv->host, ports->internal_port, drv->host, ports->client_port,
-                         drv->host, ports->lb_port);
+                log_info("pkc=%s step=%s broker=%d pid=%d internal=%s:%d client=%s:%d advertised=%s:%d",
+                         pkc->id, step, n, (int)pid, drv->host, ports->internal_port, drv->host,
+                         ports->client_port, drv->host, ports->lb_port);
                 free(pkc->failed);
                 pkc->failed = NULL;
         }
@@ -504,11 +515,12 @@ static int start_broker(struct driver *drv, struct sat_pkc *pkc, int n, int64_t 
 static int start_lb(struct driver *drv, struct sat_pkc *pkc, int64_t now_ms)
 {
         struct state_pkc *sp = state_find(drv->state, pkc->id);
-        int ports[2] = { sp->bootstrap_port, sp->lb_admin_port };
+        int ports[2] = {sp->bootstrap_port, sp->lb_admin_port};
         for (int i = 0; i < 2 + sp->nbrokers; i++) {
                 int port = i < 2 ? ports[i] : sp->brokers[i - 2].lb_port;
                 if (!port_free(drv->host, port)) {
-                        set_failed(pkc, "lb: port %s:%d is in use by another process (free it, or delete the PKC)",
+                        set_failed(pkc,
+                                   "lb: port %s:%d is in use by another process (free it, or delete the PKC)",
                                    drv->host, port);
                         pkc->lb.not_before_ms = now_ms + 1000;
                         return -EADDRINUSE;
@@ -518,7 +530,7 @@ static int start_lb(struct driver *drv, struct sat_pkc *pkc, int64_t now_ms)
         char *config_path = lb_path(drv, pkc->id, "lb.conf");
         char *log_path = lb_path(drv, pkc->id, "lb.log");
         char *pid_path = lb_path(drv, pkc->id, "lb.pid");
-        const char *args[] = { "lb", "--config", config_path, NULL };
+        const char *args[] = {"lb", "--config", config_path, NULL};
         pid_t pid = proc_spawn(drv->exe, args, dir, log_path, pid_path, 0);
         int rc = 0;
         if (pid < 0) {
@@ -529,8 +541,8 @@ static int start_lb(struct driver *drv, struct sat_pkc *pkc, int64_t now_ms)
                 pkc->lb.pid = pid;
                 pkc->lb.child = true;
                 pkc->lb.healthy = false;
-                log_info("pkc=%s step=start-lb pid=%d bootstrap=%s:%d admin=%s:%d", pkc->id, (int)pid, drv->host,
-                         sp->bootstrap_port, drv->host, sp->lb_admin_port);
+                log_info("pkc=%s step=start-lb pid=%d bootstrap=%s:%d admin=%s:%d", pkc->id, (int)pid,
+                         drv->host, sp->bootstrap_port, drv->host, sp->lb_admin_port);
                 free(pkc->failed);
                 pkc->failed = NULL;
         }
@@ -541,8 +553,8 @@ static int start_lb(struct driver *drv, struct sat_pkc *pkc, int64_t now_ms)
         return rc;
 }
 
-static int write_step(struct sat_pkc *pkc, const char *dir, const char *path, const char *text, const char *step,
-                      int n)
+static int write_step(struct sat_pkc *pkc, const char *dir, const char *path, const char *text,
+                      const char *step, int n)
 {
         int rc = write_text(dir, path, text);
         if (rc < 0) {
@@ -595,7 +607,8 @@ int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *
                 rc = write_step(pkc, dir, path, text, "write-tenants", n);
                 struct proc *p = &pkc->brokers[n].proc;
                 if (rc == 0 && p->pid > 0 && kill(p->pid, SIGHUP) == 0)
-                        log_info("pkc=%s step=write-tenants broker=%d sighup pid=%d", pkc->id, n, (int)p->pid);
+                        log_info("pkc=%s step=write-tenants broker=%d sighup pid=%d", pkc->id, n,
+                                 (int)p->pid);
                 free(dir);
                 free(path);
                 free(text);
@@ -607,7 +620,8 @@ int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *
                 proc_stop(&pkc->brokers[n].proc, what, STOP_TIMEOUT_MS);
                 return start_broker(drv, pkc, n, now_ms, "restart-broker");
         case OP_STOP_BROKER:
-                log_info("pkc=%s step=stop-broker broker=%d pid=%d", pkc->id, n, (int)pkc->brokers[n].proc.pid);
+                log_info("pkc=%s step=stop-broker broker=%d pid=%d", pkc->id, n,
+                         (int)pkc->brokers[n].proc.pid);
                 proc_stop(&pkc->brokers[n].proc, what, STOP_TIMEOUT_MS);
                 return 0;
         case OP_WRITE_LB_CONFIG: {
@@ -631,8 +645,8 @@ int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *
                         set_failed(pkc, "cannot write %s: %s", drv->state->path, strerror(-rc));
                         return rc;
                 }
-                log_info("pkc=%s step=mark-applied generation=%lld revision=%s", pkc->id, (long long)psc->generation,
-                         psc->revision ? psc->revision : "-");
+                log_info("pkc=%s step=mark-applied generation=%lld revision=%s", pkc->id,
+                         (long long)psc->generation, psc->revision ? psc->revision : "-");
                 return 0;
         }
         return -EINVAL;
@@ -660,7 +674,8 @@ void driver_status(struct driver *drv, struct sat_pkc *pkc, const struct op_view
                                 appendf(&b, "%sbroker %d %s", b.len ? "; " : "", i,
                                         view->brokers[i].running ? "not answering" : "not running");
                 if (!view->lb.healthy)
-                        appendf(&b, "%slb %s", b.len ? "; " : "", view->lb.running ? "not answering" : "not running");
+                        appendf(&b, "%slb %s", b.len ? "; " : "",
+                                view->lb.running ? "not answering" : "not running");
                 if (b.len)
                         st->message = buf_text(&b);
                 else

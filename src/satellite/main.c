@@ -23,10 +23,10 @@
 #include "satellite/satellite.h"
 #include "version.h"
 
-#define RECONCILE_MS 500      /* level-triggered pass when nothing happens */
-#define RECONCILE_BUSY_MS 100 /* while something is starting or waiting */
-#define HEARTBEAT_MS 1000
-#define STATUS_REPEAT_MS 2000 /* a status is re-sent this often even when unchanged */
+#define RECONCILE_MS       500 /* level-triggered pass when nothing happens */
+#define RECONCILE_BUSY_MS  100 /* while something is starting or waiting */
+#define HEARTBEAT_MS       1000
+#define STATUS_REPEAT_MS   2000 /* a status is re-sent this often even when unchanged */
 #define MAX_STEPS_PER_PASS 64
 
 struct satellite {
@@ -36,8 +36,8 @@ struct satellite {
         struct state state;
         const char *id;
         const char *region;
-        char *topic;             /* psc.<id> */
-        bool caught_up;          /* the PSC topic was read to its end once */
+        char *topic;    /* psc.<id> */
+        bool caught_up; /* the PSC topic was read to its end once */
         bool stop_on_exit;
         struct sat_pkc **pkcs;
         int npkcs;
@@ -121,7 +121,8 @@ static void remove_pkc(struct satellite *sat, struct sat_pkc *pkc)
 
 /* ---- status -------------------------------------------------------------------- */
 
-static void publish_status(struct satellite *sat, struct sat_pkc *pkc, const struct op_view *view, int64_t now_ms)
+static void publish_status(struct satellite *sat, struct sat_pkc *pkc, const struct op_view *view,
+                           int64_t now_ms)
 {
         struct psc_status st;
         psc_status_init(&st);
@@ -139,9 +140,9 @@ static void publish_status(struct satellite *sat, struct sat_pkc *pkc, const str
                 if (rc < 0)
                         log_warn("pkc=%s status not queued: %s", pkc->id, strerror(-rc));
                 if (changed)
-                        log_info("pkc=%s phase=%s observed_generation=%lld%s%s", pkc->id, psc_phase_name(st.phase),
-                                 (long long)st.observed_generation, st.message ? " message=" : "",
-                                 st.message ? st.message : "");
+                        log_info("pkc=%s phase=%s observed_generation=%lld%s%s", pkc->id,
+                                 psc_phase_name(st.phase), (long long)st.observed_generation,
+                                 st.message ? " message=" : "", st.message ? st.message : "");
                 free(json);
                 free(pkc->last_status);
                 pkc->last_status = key;
@@ -179,8 +180,8 @@ static bool reconcile_pkc(struct satellite *sat, struct sat_pkc *pkc, int64_t no
                         busy = true;
                         break;
                 }
-                log_debug("pkc=%s next step=%s broker=%d why=%s", pkc->id, op_step_name(step.kind), step.broker,
-                          step.why);
+                log_debug("pkc=%s next step=%s broker=%d why=%s", pkc->id, op_step_name(step.kind),
+                          step.broker, step.why);
                 if (driver_apply(&sat->drv, pkc, &step, now_ms) < 0) {
                         busy = true;
                         break;
@@ -239,7 +240,8 @@ static void on_psc(void *arg, const char *topic, const char *key, size_t key_len
         struct satellite *sat = arg;
         char *id = xstrndup(key ? key : "", key ? key_len : 0);
         if (!id[0]) {
-                log_warn("%s offset=%lld: a message without a key (the PKC id) is ignored", topic, (long long)offset);
+                log_warn("%s offset=%lld: a message without a key (the PKC id) is ignored", topic,
+                         (long long)offset);
                 free(id);
                 return;
         }
@@ -280,9 +282,11 @@ static void on_psc(void *arg, const char *topic, const char *key, size_t key_len
         struct state_pkc *sp = state_find(&sat->state, id);
         const struct psc *current = pkc ? pkc->desired : NULL;
         if (!operator_accepts(current, sp ? sp->revision : NULL, sp ? sp->applied_generation : 0, psc)) {
-                log_info("pkc=%s offset=%lld: PSC generation=%lld ignored (have generation=%lld applied=%lld)", id,
-                         (long long)offset, (long long)psc->generation,
-                         (long long)(current ? current->generation : 0), (long long)(sp ? sp->applied_generation : 0));
+                log_info(
+                    "pkc=%s offset=%lld: PSC generation=%lld ignored (have generation=%lld applied=%lld)", id,
+                    (long long)offset, (long long)psc->generation,
+                    (long long)(current ? current->generation : 0),
+                    (long long)(sp ? sp->applied_generation : 0));
                 psc_deinit(psc);
                 free(psc);
                 free(id);
@@ -291,7 +295,8 @@ static void on_psc(void *arg, const char *topic, const char *key, size_t key_len
         if (!pkc)
                 pkc = add_pkc(sat, id);
         log_info("pkc=%s offset=%lld: PSC generation=%lld revision=%s%s", id, (long long)offset,
-                 (long long)psc->generation, psc->revision ? psc->revision : "-", psc->deleted ? " deleted" : "");
+                 (long long)psc->generation, psc->revision ? psc->revision : "-",
+                 psc->deleted ? " deleted" : "");
         free_desired(pkc);
         pkc->desired = psc;
         pkc->tombstoned = false;
@@ -319,11 +324,11 @@ static void on_heartbeat(struct loop *loop, void *arg)
         for (int i = 0; i < sat->npkcs; i++)
                 pkcs += sat->pkcs[i]->desired && !sat->pkcs[i]->desired->deleted;
         struct psc_heartbeat hb = {
-                .satellite = (char *)sat->id,
-                .region = (char *)sat->region,
-                .version = (char *)STRATUS_VERSION,
-                .time_ms = clock_wall_ms(),
-                .pkcs = pkcs,
+            .satellite = (char *)sat->id,
+            .region = (char *)sat->region,
+            .version = (char *)STRATUS_VERSION,
+            .time_ms = clock_wall_ms(),
+            .pkcs = pkcs,
         };
         char *json = psc_heartbeat_to_json(&hb);
         int rc = bus_produce(sat->bus, PSC_STATUS_TOPIC, sat->id, json, strlen(json));
@@ -395,12 +400,14 @@ int satellite_main(int argc, char **argv)
                         return 2;
         }
         if (!region || !data || !bootstrap) {
-                fprintf(stderr, "stratus satellite: --region, --data and --bootstrap are required (see --help)\n");
+                fprintf(stderr,
+                        "stratus satellite: --region, --data and --bootstrap are required (see --help)\n");
                 return 2;
         }
         for (const char *p = region; *p; p++)
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) {
-                        fprintf(stderr, "stratus satellite: --region %s: use lower-case letters, digits and '-'\n",
+                        fprintf(stderr,
+                                "stratus satellite: --region %s: use lower-case letters, digits and '-'\n",
                                 region);
                         return 2;
                 }
@@ -440,8 +447,9 @@ int satellite_main(int argc, char **argv)
                 return 1;
         }
         if (state_load(&sat.state, state_path, err, sizeof(err)) < 0) {
-                fprintf(stderr, "stratus satellite: %s (fix or remove the file; running processes are then "
-                                "not adopted)\n",
+                fprintf(stderr,
+                        "stratus satellite: %s (fix or remove the file; running processes are then "
+                        "not adopted)\n",
                         err);
                 state_deinit(&sat.state);
                 free(state_dir);
@@ -449,7 +457,11 @@ int satellite_main(int argc, char **argv)
                 return 2;
         }
         sat.drv = (struct driver){
-                .exe = exe, .data_dir = data_abs, .host = host, .satellite = id, .state = &sat.state,
+            .exe = exe,
+            .data_dir = data_abs,
+            .host = host,
+            .satellite = id,
+            .state = &sat.state,
         };
 
         signal(SIGPIPE, SIG_IGN);
@@ -485,9 +497,10 @@ int satellite_main(int argc, char **argv)
                 rc = 1;
                 goto out;
         }
-        log_info("satellite id=%s region=%s data=%s state=%s control-plane=%s: reading %s from the beginning; "
-                 "%d PKCs in the state",
-                 id, region, data_abs, state_path, bootstrap, sat.topic, sat.state.npkcs);
+        log_info(
+            "satellite id=%s region=%s data=%s state=%s control-plane=%s: reading %s from the beginning; "
+            "%d PKCs in the state",
+            id, region, data_abs, state_path, bootstrap, sat.topic, sat.state.npkcs);
         on_heartbeat(sat.loop, &sat);
         arm_reconcile(&sat, RECONCILE_MS);
         rc = loop_run(sat.loop) < 0 ? 1 : 0;

@@ -7,18 +7,18 @@
 #include "satellite/satellite.h"
 
 static const char *const step_names[] = {
-        [OP_NONE] = "none",
-        [OP_WAIT] = "wait",
-        [OP_TEARDOWN] = "teardown",
-        [OP_ALLOCATE_PORTS] = "allocate-ports",
-        [OP_WRITE_BROKER_CONFIG] = "write-broker-config",
-        [OP_WRITE_TENANTS] = "write-tenants",
-        [OP_START_BROKER] = "start-broker",
-        [OP_RESTART_BROKER] = "restart-broker",
-        [OP_STOP_BROKER] = "stop-broker",
-        [OP_WRITE_LB_CONFIG] = "write-lb-config",
-        [OP_START_LB] = "start-lb",
-        [OP_MARK_APPLIED] = "mark-applied",
+    [OP_NONE] = "none",
+    [OP_WAIT] = "wait",
+    [OP_TEARDOWN] = "teardown",
+    [OP_ALLOCATE_PORTS] = "allocate-ports",
+    [OP_WRITE_BROKER_CONFIG] = "write-broker-config",
+    [OP_WRITE_TENANTS] = "write-tenants",
+    [OP_START_BROKER] = "start-broker",
+    [OP_RESTART_BROKER] = "restart-broker",
+    [OP_STOP_BROKER] = "stop-broker",
+    [OP_WRITE_LB_CONFIG] = "write-lb-config",
+    [OP_START_LB] = "start-lb",
+    [OP_MARK_APPLIED] = "mark-applied",
 };
 
 const char *op_step_name(enum op_step_kind kind)
@@ -148,7 +148,8 @@ bool operator_accepts(const struct psc *current, const char *applied_revision, i
         return true;
 }
 
-enum psc_phase operator_phase(const struct op_view *view, const struct psc *psc, bool failed, bool was_running)
+enum psc_phase operator_phase(const struct op_view *view, const struct psc *psc, bool failed,
+                              bool was_running)
 {
         if (!psc || psc->deleted)
                 return view->exists ? PSC_PHASE_DELETING : PSC_PHASE_DELETED;

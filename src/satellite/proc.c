@@ -142,7 +142,8 @@ bool proc_check_alive(struct proc *p, const char *what)
                         if (WIFSIGNALED(status))
                                 log_warn("%s pid=%d died of signal %d", what, (int)p->pid, WTERMSIG(status));
                         else
-                                log_warn("%s pid=%d exited status=%d", what, (int)p->pid, WEXITSTATUS(status));
+                                log_warn("%s pid=%d exited status=%d", what, (int)p->pid,
+                                         WEXITSTATUS(status));
                 } else {
                         log_warn("%s pid=%d is gone", what, (int)p->pid);
                 }
@@ -182,7 +183,7 @@ static bool wait_gone(struct proc *p, int64_t deadline_ms)
                 }
                 if (clock_mono_ms() >= deadline_ms)
                         return false;
-                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                struct timespec ts = {0, 10 * 1000 * 1000};
                 nanosleep(&ts, NULL); /* a bounded wait for an exit we asked for */
         }
 }
@@ -195,7 +196,8 @@ void proc_stop(struct proc *p, const char *what, int timeout_ms)
                 if (p->child)
                         waitpid(p->pid, NULL, WNOHANG);
         } else if (!wait_gone(p, clock_mono_ms() + timeout_ms)) {
-                log_warn("%s pid=%d did not stop within %d ms of SIGTERM: SIGKILL", what, (int)p->pid, timeout_ms);
+                log_warn("%s pid=%d did not stop within %d ms of SIGTERM: SIGKILL", what, (int)p->pid,
+                         timeout_ms);
                 kill(p->pid, SIGKILL);
                 wait_gone(p, clock_mono_ms() + 2000);
         }
@@ -219,7 +221,7 @@ bool proc_probe_tcp(const char *host, int port, int timeout_ms)
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
                 ok = true;
         } else if (errno == EINPROGRESS) {
-                struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
                 if (poll(&pfd, 1, timeout_ms) == 1) {
                         int soerr = 0;
                         socklen_t len = sizeof(soerr);

@@ -81,8 +81,10 @@ int state_load(struct state *st, const char *path, char *err, size_t err_len)
                 for (size_t i = 0; i < n; i++) {
                         json_t *b = json_array_get(brokers, i);
                         snprintf(where, sizeof(where), "%s: pkcs.%s.brokers[%zu]", path, id, i);
-                        if ((rc = sp->brokers[i].internal_port = port_of(b, "internal_port", where, err, err_len)) < 0 ||
-                            (rc = sp->brokers[i].client_port = port_of(b, "client_port", where, err, err_len)) < 0 ||
+                        if ((rc = sp->brokers[i].internal_port =
+                                 port_of(b, "internal_port", where, err, err_len)) < 0 ||
+                            (rc = sp->brokers[i].client_port =
+                                 port_of(b, "client_port", where, err, err_len)) < 0 ||
                             (rc = sp->brokers[i].lb_port = port_of(b, "lb_port", where, err, err_len)) < 0)
                                 goto out;
                 }

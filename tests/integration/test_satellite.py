@@ -488,3 +488,38 @@ def test_broker_sighup_reloads_tenants_now(broker_factory, workdir):
     b.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: b.log().count("SIGHUP: checking tenants.file") == 4, 2, "SIGHUP seen")
     assert b.log().count("tenants file reloaded") == reloads and b.alive()
+
+
+def test_port_taken_by_another_process_fails_then_recovers(env):
+    import socket
+    st = provision(env)
+    pid = st["brokers"][0]["pid"]
+    env.sat.stop()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not alive(pid), 10, "broker gone")
+    state = json.load(open(os.path.join(env.sat.data, "satellites", SAT_ID, "state.json")))
+    port = state["pkcs"][PKC]["brokers"][0]["internal_port"]
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    try:
+        since = env.status.count()
+        env.sat.start()
+        failed = env.status.wait_new(lambda v: v["phase"] == "failed", since, what="phase failed")
+        assert str(port) in failed["message"] and "in use" in failed["message"]
+    finally:
+        squatter.close()
+    st2 = env.status.wait_new(running, since, what="running once the port is free")
+    assert st2["brokers"][0]["pid"] != pid
+
+
+def test_stop_on_exit_stops_the_data_plane(env):
+    env.send(psc_doc(1, {"KEYA": "secret-a"}))
+    env.sat.start(extra=("--stop-on-exit",))
+    env.status.wait(running, what="running")
+    pids = env.sat.data_plane_pids()
+    assert len(pids) == 2
+    assert env.sat.stop() == 0
+    assert not any(alive(p) for p in pids)
+    assert os.path.exists(env.sat.pkc_dir()), "data is kept"

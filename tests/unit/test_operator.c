@@ -23,18 +23,27 @@ static struct psc make_psc(int brokers, int64_t generation, const char *revision
 static struct op_view converged(struct op_proc_view *brokers, int n, int64_t generation, const char *revision)
 {
         for (int i = 0; i < n; i++)
-                brokers[i] = (struct op_proc_view){ .config_matches = true, .tenants_matches = true, .running = true,
-                                                    .started_with_config = true, .healthy = true };
+                brokers[i] = (struct op_proc_view){.config_matches = true,
+                                                   .tenants_matches = true,
+                                                   .running = true,
+                                                   .started_with_config = true,
+                                                   .healthy = true};
         struct op_view view = {
-                .exists = true, .revision = revision, .applied_generation = generation, .ports_allocated = true,
-                .nbrokers = n, .brokers = brokers, .now_ms = 1000,
+            .exists = true,
+            .revision = revision,
+            .applied_generation = generation,
+            .ports_allocated = true,
+            .nbrokers = n,
+            .brokers = brokers,
+            .now_ms = 1000,
         };
         view.lb = brokers[0];
         return view;
 }
 
 /* Applies what a step would do to a view, like the driver would. */
-static void simulate(struct op_view *view, struct op_proc_view *brokers, const struct op_step *step, int64_t gen)
+static void simulate(struct op_view *view, struct op_proc_view *brokers, const struct op_step *step,
+                     int64_t gen)
 {
         switch (step->kind) {
         case OP_ALLOCATE_PORTS:
@@ -72,12 +81,12 @@ TEST(operator_new_pkc_takes_each_step_once_in_order)
         struct psc psc = make_psc(2, 1, "r1");
         struct op_proc_view brokers[2];
         memset(brokers, 0, sizeof(brokers));
-        struct op_view view = { .brokers = brokers, .nbrokers = 2, .now_ms = 1000 };
+        struct op_view view = {.brokers = brokers, .nbrokers = 2, .now_ms = 1000};
         view.lb.started_with_config = view.lb.tenants_matches = true;
         const enum op_step_kind want[] = {
-                OP_ALLOCATE_PORTS, OP_WRITE_BROKER_CONFIG, OP_WRITE_TENANTS, OP_WRITE_BROKER_CONFIG,
-                OP_WRITE_TENANTS,  OP_WRITE_LB_CONFIG,     OP_START_BROKER,  OP_START_BROKER,
-                OP_START_LB,       OP_MARK_APPLIED,        OP_NONE,
+            OP_ALLOCATE_PORTS, OP_WRITE_BROKER_CONFIG, OP_WRITE_TENANTS, OP_WRITE_BROKER_CONFIG,
+            OP_WRITE_TENANTS,  OP_WRITE_LB_CONFIG,     OP_START_BROKER,  OP_START_BROKER,
+            OP_START_LB,       OP_MARK_APPLIED,        OP_NONE,
         };
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
                 struct op_step step;
@@ -185,7 +194,7 @@ TEST(operator_new_revision_tears_down_first)
         operator_next_step(&view, &psc, &step);
         CHECK_EQ(step.kind, OP_TEARDOWN);
         /* After the teardown nothing exists: allocation for the new revision. */
-        struct op_view empty = { .brokers = brokers, .nbrokers = 0, .now_ms = 1000 };
+        struct op_view empty = {.brokers = brokers, .nbrokers = 0, .now_ms = 1000};
         operator_next_step(&empty, &psc, &step);
         CHECK_EQ(step.kind, OP_ALLOCATE_PORTS);
 }
