@@ -167,7 +167,7 @@ static bool reconcile_pkc(struct satellite *sat, struct sat_pkc *pkc, int64_t no
         if (!psc && !sat->caught_up)
                 return false; /* never tear down from a half-read topic */
         int cap = MAX(pkc->nbrokers, psc && !psc->deleted ? psc->broker_count : 0) + 1;
-        struct op_proc_view *brokers = xcalloc((size_t)cap + 64, sizeof(*brokers));
+        struct op_proc_view *brokers = xcalloc((size_t)cap, sizeof(*brokers));
         struct op_view view;
         struct op_step step;
         bool busy = false;

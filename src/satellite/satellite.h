@@ -189,11 +189,12 @@ char *driver_broker_config(const struct driver *drv, const struct psc *psc, cons
 /* The lb.conf of <psc> (heap text), pure. */
 char *driver_lb_config(const struct driver *drv, const struct psc *psc, const struct state_pkc *sp);
 
-/* Adopts the processes of every PKC in the state (pid file + cmdline + the process
- * being alive); health is probed by the next observation. */
+/* Adopts the running processes of <pkc> named by its pid files (pid file + cmdline +
+ * alive, not a zombie); health is probed by the next observation. */
 void driver_adopt(struct driver *drv, struct sat_pkc *pkc);
-/* Fills <view> (and <brokers>, room for at least MAX(pkc->nbrokers, broker_count)) for
- * <pkc> against its desired PSC: reaps dead children, probes health, compares files. */
+/* Fills <view> for <pkc> against its desired PSC: reaps dead children (arming their
+ * backoff), probes health, compares files. <brokers> has room for at least
+ * MAX(pkc->nbrokers, broker_count) entries. */
 void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *view,
                     struct op_proc_view *brokers, int64_t now_ms);
 /* Takes <step> for <pkc>. Returns 0, or -errno with <pkc->failed> set. */
