@@ -5,6 +5,7 @@
 #include "broker/main.h"
 #include "cli/cli.h"
 #include "lb/main.h"
+#include "satellite/main.h"
 #include "up/up.h"
 #include "kafka/api.h"
 #include "version.h"
@@ -30,9 +31,7 @@ static int satellite_dispatch(int argc, char **argv)
 {
         if (argc > 1 && strcmp(argv[1], "list") == 0)
                 return cli_satellite_list(argc - 1, argv + 1);
-        fprintf(stderr, "stratus satellite: the satellite agent is not in this build yet; "
-                        "`stratus satellite list` lists the registered satellites\n");
-        return 2;
+        return satellite_main(argc, argv);
 }
 
 static const struct command {

@@ -588,3 +588,11 @@ void broker_stop(struct broker *broker)
         broker->data_dir = NULL;
         broker->cluster_id = NULL;
 }
+
+void broker_reload_files(struct broker *broker)
+{
+        log_info("SIGHUP: checking tenants.file and the TLS certificate");
+        auth_check_now(broker);
+        if (broker->tls)
+                tls_server_check(broker->tls);
+}

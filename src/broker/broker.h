@@ -130,6 +130,10 @@ int broker_check_topic_config(const char *key, const char *value, char *err, siz
 /* Allocates a producer id (blocks of ids are reserved durably). Returns >= 0 or -errno. */
 int64_t broker_alloc_producer_id(struct broker *broker);
 
+/* SIGHUP: reloads the tenants file and the TLS certificate now when they changed,
+ * instead of at the next 1 s check. */
+void broker_reload_files(struct broker *broker);
+
 /* Wakes long-poll fetches after data was appended (called by produce). */
 void broker_notify_append(struct broker *broker);
 

@@ -24,7 +24,8 @@ static void usage(FILE *out)
                 "CONFIG_FILE is in Kafka's server.properties format; --override sets one key on top\n"
                 "(repeatable). --debug enables per-request logs for a comma list of topics\n"
                 "(protocol, conn, storage, topic, or all). SIGTERM or SIGINT stops the broker\n"
-                "cleanly; after kill -9 the next start recovers the logs.\n"
+                "cleanly; after kill -9 the next start recovers the logs. SIGHUP reloads\n"
+                "tenants.file and the TLS certificate now (they are also checked every second).\n"
                 "\n"
                 "Configuration keys:\n");
         config_print_help(out);
@@ -34,8 +35,13 @@ static void usage(FILE *out)
 
 static void on_signal(struct loop *loop, int fd, uint32_t events, void *arg)
 {
+        struct broker *broker = arg;
         struct signalfd_siginfo si;
         while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                        broker_reload_files(broker);
+                        continue;
+                }
                 log_info("received signal %d, stopping", (int)si.ssi_signo);
                 loop_stop(loop);
         }
@@ -123,6 +129,7 @@ int broker_main(int argc, char **argv)
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
         struct loop *loop = loop_new();
@@ -131,7 +138,7 @@ int broker_main(int argc, char **argv)
                 rc = 1;
                 goto out;
         }
-        loop_add_fd(loop, sfd, LOOP_READABLE, on_signal, NULL);
+        loop_add_fd(loop, sfd, LOOP_READABLE, on_signal, &broker);
         if (broker_start(&broker, loop) < 0) {
                 rc = 1;
         } else if (loop_run(loop) < 0) {

@@ -13,6 +13,7 @@ TEST_ENTRY(codec_golden_frames_round_trip)
 #include "test_list_group.h"
 #include "test_list_lb.h"
 #include "test_list_tls.h"
+#include "test_list_operator.h"
 TEST_ENTRY(bucket_rate_burst_and_debt)
 TEST_ENTRY(bucket_reconfigure_keeps_tokens_capped)
 TEST_ENTRY(codec_names_map_into_and_out_of_a_namespace)

@@ -82,6 +82,12 @@ static void on_tenants_timer(struct loop *loop, void *arg)
         broker->tenants_timer = loop_add_timer(loop, TENANTS_CHECK_MS, on_tenants_timer, broker);
 }
 
+void auth_check_now(struct broker *broker)
+{
+        if (broker->tenants && file_changed(broker))
+                reload(broker);
+}
+
 int auth_start(struct broker *broker)
 {
         map_init(&broker->auth_failures);

@@ -16,6 +16,9 @@ struct conn;
 /* Loads tenants.file (when set) and starts watching it. Returns 0 or -errno (logged). */
 int auth_start(struct broker *broker);
 void auth_stop(struct broker *broker);
+/* Reloads tenants.file now when it changed since the last look (SIGHUP: the satellite
+ * rewrote it and wants it in force without waiting for the 1 s check). */
+void auth_check_now(struct broker *broker);
 
 /* Whether <mech> is in sasl.enabled.mechanisms. */
 bool auth_mechanism_enabled(const struct broker *broker, enum sasl_mechanism mech);
