@@ -5,6 +5,7 @@
 #include "broker/main.h"
 #include "cli/cli.h"
 #include "lb/main.h"
+#include "mothership/main.h"
 #include "kafka/api.h"
 #include "version.h"
 
@@ -30,6 +31,7 @@ static const struct command {
 } commands[] = {
         { "broker", broker_main, "run a Kafka-protocol broker" },
         { "lb", lb_main, "run the layer-4 load balancer (docs/lb.md)" },
+        { "mothership", mothership_main, "run the control plane: REST API, store, placement, PSCs (docs/api.md)" },
         { "groups", groups_main, "list and describe consumer groups and their lag" },
         { "version", version_main, "print the version and the Kafka APIs served" },
 };
