@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "lb/main.h"
 #include "mothership/main.h"
+#include "up/up.h"
 #include "kafka/api.h"
 #include "version.h"
 
@@ -24,6 +25,17 @@ static int version_main(int argc, char **argv)
         return 0;
 }
 
+/* `stratus satellite list` is the CLI's (GET /v1/satellites); every other `stratus
+ * satellite ...` is the satellite agent. */
+static int satellite_dispatch(int argc, char **argv)
+{
+        if (argc > 1 && strcmp(argv[1], "list") == 0)
+                return cli_satellite_list(argc - 1, argv + 1);
+        fprintf(stderr, "stratus satellite: the satellite agent is not in this build yet; "
+                        "`stratus satellite list` lists the registered satellites\n");
+        return 2;
+}
+
 static const struct command {
         const char *name;
         int (*fn)(int argc, char **argv);
@@ -33,6 +45,11 @@ static const struct command {
         { "lb", lb_main, "run the layer-4 load balancer (docs/lb.md)" },
         { "mothership", mothership_main, "run the control plane: REST API, store, placement, PSCs (docs/api.md)" },
         { "groups", groups_main, "list and describe consumer groups and their lag" },
+        { "up", up_main, "run broker, mothership and a local satellite on this machine (docs/cli.md)" },
+        { "cluster", cluster_main, "create, list, describe, update and delete logical clusters" },
+        { "api-key", api_key_main, "create, list and delete a cluster's API keys" },
+        { "satellite", satellite_dispatch, "run a satellite agent; `satellite list` lists them" },
+        { "pkc", pkc_main, "list the physical clusters" },
         { "version", version_main, "print the version and the Kafka APIs served" },
 };
 

@@ -14,6 +14,7 @@
 #include "bus/bus.h"
 #include "mothership/mothership.h"
 #include "psc/psc.h"
+#include "scheduler/scheduler.h"
 
 #define ENSURE_TOPIC_TIMEOUT_MS 5000
 
@@ -339,67 +340,70 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
                 snprintf(err, err_len, "the store failed");
                 return -EIO;
         }
-        bool dedicated = strcmp(lkc->type, "dedicated") == 0;
-        struct psc_capacity cap;
-        psc_policy_capacity(ms->policy, dedicated ? PSC_DEDICATED : PSC_MULTI_TENANT, &cap);
-        const char *too_big = lkc->ingress_mbps > cap.ingress_mbps  ? "ingress_mbps"
-                              : lkc->egress_mbps > cap.egress_mbps ? "egress_mbps"
-                              : lkc->partitions > cap.partitions   ? "partitions"
-                                                                   : NULL;
-        if (too_big) {
-                snprintf(err, err_len,
-                         "no physical cluster can hold this %s cluster: one holds at most ingress_mbps %.0f, "
-                         "egress_mbps %.0f, partitions %lld%s",
-                         lkc->type, cap.ingress_mbps, cap.egress_mbps, (long long)cap.partitions,
-                         dedicated ? "" : " (type dedicated sizes a cluster of its own)");
-                *field = too_big;
+        struct scheduler_request sreq = { .lkc_id = lkc->id[0] ? lkc->id : "the new cluster",
+                                          .region = lkc->region,
+                                          .ingress_mbps = lkc->ingress_mbps,
+                                          .egress_mbps = lkc->egress_mbps,
+                                          .partitions = lkc->partitions };
+        if (scheduler_lkc_type_parse(lkc->type, &sreq.type) < 0) {
+                snprintf(err, err_len, "type must be one of basic, standard, dedicated");
+                *field = "type";
                 return -EINVAL;
         }
-        struct store_pkc chosen;
-        const char *pkc_id = NULL;
-        if (!dedicated) {
-                struct store_pkc *pkcs = NULL;
-                int n = store_pkc_list(ms->store, lkc->region, 0, 0, &pkcs);
-                if (n < 0)
-                        return -EIO;
-                /* Best fit: the PKC with the least ingress room left after placement. */
-                double best_left = 0;
-                int best = -1, considered = 0;
-                for (int i = 0; i < n; i++) {
-                        if (pkcs[i].deleted || strcmp(pkcs[i].type, "multi_tenant") != 0)
-                                continue;
-                        considered++;
-                        struct provision_load load;
-                        if (provision_load(ms, pkcs[i].id, NULL, &load) < 0) {
-                                free(pkcs);
-                                return -EIO;
-                        }
-                        if (load.ingress_mbps + lkc->ingress_mbps > cap.ingress_mbps ||
-                            load.egress_mbps + lkc->egress_mbps > cap.egress_mbps ||
-                            load.partitions + lkc->partitions > cap.partitions || load.tenants + 1 > cap.tenants)
-                                continue;
-                        double left = cap.ingress_mbps - load.ingress_mbps - lkc->ingress_mbps;
-                        if (best < 0 || left < best_left) {
-                                best = i;
-                                best_left = left;
-                        }
-                }
-                if (best >= 0) {
-                        chosen = pkcs[best];
-                        pkc_id = chosen.id;
-                        snprintf(lkc->reason, sizeof(lkc->reason), "placed on %s: best fit of %d PKCs in region %s",
-                                 chosen.id, considered, lkc->region);
-                } else {
-                        snprintf(lkc->reason, sizeof(lkc->reason),
-                                 "new multi-tenant PKC: none of %d PKCs in region %s has room", considered,
-                                 lkc->region);
-                }
-                free(pkcs);
-        } else {
-                snprintf(lkc->reason, sizeof(lkc->reason), "dedicated: a PKC of its own");
+        struct store_pkc *pkcs = NULL;
+        int n = store_pkc_list(ms->store, lkc->region, 0, 0, &pkcs);
+        if (n < 0) {
+                snprintf(err, err_len, "the store failed");
+                return -EIO;
         }
-        if (!pkc_id) {
-                if ((rc = new_pkc(ms, lkc, satellite, &chosen)) < 0) {
+        struct scheduler_pkc *cands = xcalloc((size_t)(n ? n : 1), sizeof(*cands));
+        for (int i = 0; i < n; i++) {
+                struct scheduler_pkc *c = &cands[i];
+                c->id = pkcs[i].id;
+                c->region = pkcs[i].region;
+                c->type = strcmp(pkcs[i].type, "dedicated") == 0 ? PSC_DEDICATED : PSC_MULTI_TENANT;
+                psc_policy_capacity(ms->policy, c->type, &c->capacity);
+                struct provision_load load;
+                if (provision_load(ms, pkcs[i].id, NULL, &load) < 0) {
+                        free(cands);
+                        free(pkcs);
+                        snprintf(err, err_len, "the store failed");
+                        return -EIO;
+                }
+                c->load = (struct scheduler_load){ load.ingress_mbps, load.egress_mbps, load.partitions, load.tenants };
+                c->accepting = !pkcs[i].deleted;
+        }
+        struct scheduler_decision decision;
+        rc = scheduler_place(ms->policy, &sreq, cands, (size_t)n, &decision);
+        free(cands);
+        if (rc < 0) {
+                free(pkcs);
+                snprintf(err, err_len, "%s", decision.reason);
+                struct psc_capacity cap;
+                psc_policy_capacity(ms->policy, sreq.type == SCHEDULER_DEDICATED ? PSC_DEDICATED : PSC_MULTI_TENANT,
+                                    &cap);
+                *field = lkc->ingress_mbps > cap.ingress_mbps  ? "ingress_mbps"
+                         : lkc->egress_mbps > cap.egress_mbps ? "egress_mbps"
+                         : lkc->partitions > cap.partitions   ? "partitions"
+                                                              : NULL;
+                return -EINVAL;
+        }
+        snprintf(lkc->reason, sizeof(lkc->reason), "%s", decision.reason);
+        struct store_pkc chosen;
+        bool found = false;
+        if (decision.action == SCHEDULER_PLACE_EXISTING) {
+                for (int i = 0; i < n && !found; i++)
+                        if (strcmp(pkcs[i].id, decision.pkc_id) == 0) {
+                                chosen = pkcs[i];
+                                found = true;
+                        }
+                ASSERT(found);
+        }
+        free(pkcs);
+        if (!found) {
+                struct store_lkc as = *lkc;
+                snprintf(as.type, sizeof(as.type), "%s", decision.new_type == PSC_DEDICATED ? "dedicated" : "basic");
+                if ((rc = new_pkc(ms, &as, satellite, &chosen)) < 0) {
                         snprintf(err, err_len, "the store failed");
                         return -EIO;
                 }

@@ -87,6 +87,8 @@ struct psc {
         char *client_security_protocol; /* "SASL_PLAINTEXT" (the listener clients use) */
         char *sasl_mechanisms;       /* "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" */
         bool lb_bootstrap;           /* a bootstrap listener in front of the brokers */
+        char *internal_security_protocol; /* "PLAINTEXT": the listener the operator's
+                                      * health checks use (added: not in the first contract) */
 };
 
 void psc_init(struct psc *psc);
@@ -189,6 +191,12 @@ struct psc_heartbeat {
 void psc_heartbeat_deinit(struct psc_heartbeat *hb);
 int psc_heartbeat_parse(const char *json, size_t len, struct psc_heartbeat *out, char *err, size_t err_len);
 char *psc_heartbeat_to_json(const struct psc_heartbeat *hb);
+
+/* The "kind" of a status and of a heartbeat document (added: not in the first contract).
+ * Both are emitted with "api_version" and "kind"; parsing accepts them absent, and refuses
+ * another kind, so a document of one sort is never read as the other. */
+#define PSC_STATUS_KIND "PhysicalStatefulClusterStatus"
+#define PSC_HEARTBEAT_KIND "SatelliteHeartbeat"
 
 /* Control-plane topic names (docs/psc.md "Transport"). */
 #define PSC_STATUS_TOPIC "stratus.status"  /* key pkc-... (status) or sat-... (heartbeat) */

@@ -17,3 +17,4 @@ TEST_ENTRY(bucket_rate_burst_and_debt)
 TEST_ENTRY(bucket_reconfigure_keeps_tokens_capped)
 TEST_ENTRY(codec_names_map_into_and_out_of_a_namespace)
 #include "test_list_store.h"
+#include "test_list_psc.h"
