@@ -153,6 +153,10 @@ void api_cluster_create(struct api_req *req)
         if (!mbps_field(req, "ingress_mbps", true, &lkc.ingress_mbps) ||
             !mbps_field(req, "egress_mbps", true, &lkc.egress_mbps) || !partitions_field(req, true, &lkc.partitions))
                 return;
+        struct store_lkc exists;
+        do
+                provision_random_id("lkc-", lkc.id);
+        while (store_lkc_get(req->ms->store, lkc.id, &exists) == 0);
         char err[1024];
         const char *field = NULL;
         int rc = provision_place(req->ms, &lkc, err, sizeof(err), &field);
@@ -166,11 +170,7 @@ void api_cluster_create(struct api_req *req)
         }
         lkc.resource_version = 1;
         lkc.created_at_ms = lkc.updated_at_ms = clock_wall_ms();
-        for (int attempt = 0; attempt < 8; attempt++) {
-                provision_random_id("lkc-", lkc.id);
-                if ((rc = store_lkc_insert(req->ms->store, &lkc)) != -EEXIST)
-                        break;
-        }
+        rc = store_lkc_insert(req->ms->store, &lkc);
         int64_t generation = 0;
         if (rc == 0)
                 rc = provision_pkc_changed(req->ms, lkc.pkc_id, &generation, err, sizeof(err));
