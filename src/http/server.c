@@ -69,12 +69,12 @@ static void reply_free_headers(struct http_reply *reply)
         reply->nheaders = 0;
 }
 
-const char *http_request_header(const struct http_request *req, const char *name)
+const char *http_server_header(const struct http_server_request *req, const char *name)
 {
         return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-const char *http_request_query(const struct http_request *req, const char *name)
+const char *http_server_query(const struct http_server_request *req, const char *name)
 {
         return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
@@ -154,7 +154,7 @@ static enum MHD_Result on_handler_request(struct http_server *srv, struct MHD_Co
                 return MHD_YES;
         }
         buf_append(&p->body, "", 1);
-        struct http_request req = {
+        struct http_server_request req = {
                 .method = method,
                 .path = url,
                 .body = (const char *)p->body.data,

@@ -41,7 +41,7 @@ struct http_reply {
 void http_reply_header(struct http_reply *reply, const char *name, const char *value);
 
 /* One request as a handler sees it; every pointer is valid only during the call. */
-struct http_request {
+struct http_server_request {
         const char *method;       /* "GET", "POST", ... */
         const char *path;         /* the path, query string removed, not decoded */
         const char *body;         /* the whole body ("" when none), NUL-terminated */
@@ -51,12 +51,12 @@ struct http_request {
 };
 
 /* The value of request header <name> (case-insensitive), or NULL. */
-const char *http_request_header(const struct http_request *req, const char *name);
+const char *http_server_header(const struct http_server_request *req, const char *name);
 /* The decoded value of query argument <name> ("?page_size=10"), or NULL. */
-const char *http_request_query(const struct http_request *req, const char *name);
+const char *http_server_query(const struct http_server_request *req, const char *name);
 
 /* Answers <req>; must fill <reply> and return without blocking. <arg> is the server's. */
-typedef void http_handler_fn(void *arg, const struct http_request *req, struct http_reply *reply);
+typedef void http_handler_fn(void *arg, const struct http_server_request *req, struct http_reply *reply);
 
 /* Answers one request for <url> (the path, query string removed). Must fill <reply> and
  * return without blocking. <arg> is the server's. */

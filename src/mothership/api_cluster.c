@@ -14,7 +14,7 @@
 #include "mothership/mothership.h"
 #include "psc/psc.h"
 
-#define MAX_MBPS 100000.0
+#define MAX_MBPS       100000.0
 #define MAX_PARTITIONS 1000000
 
 json_t *api_cluster_json(const struct store_lkc *lkc, const struct store_pkc *pkc)
@@ -25,18 +25,20 @@ json_t *api_cluster_json(const struct store_lkc *lkc, const struct store_pkc *pk
         snprintf(rv, sizeof(rv), "%lld", (long long)lkc->resource_version);
         const char *phase = summary_lkc_phase(lkc, pkc);
         bool serving = strcmp(phase, "running") == 0 || strcmp(phase, "degraded") == 0;
-        json_t *status = json_pack("{s:s, s:s, s:s, s:I, s:I}", "phase", phase, "pkc_id", lkc->pkc_id,
-                                   "placement_reason", lkc->reason, "generation",
-                                   (json_int_t)(lkc->deleting ? lkc->delete_generation : lkc->first_generation),
-                                   "observed_generation", (json_int_t)(pkc ? pkc->observed_generation : 0));
+        json_t *status =
+            json_pack("{s:s, s:s, s:s, s:I, s:I}", "phase", phase, "pkc_id", lkc->pkc_id, "placement_reason",
+                      lkc->reason, "generation",
+                      (json_int_t)(lkc->deleting ? lkc->delete_generation : lkc->first_generation),
+                      "observed_generation", (json_int_t)(pkc ? pkc->observed_generation : 0));
         json_object_set_new(status, "bootstrap",
                             serving && pkc && pkc->bootstrap[0] ? json_string(pkc->bootstrap) : json_null());
         if (pkc && pkc->message[0] && strcmp(phase, "provisioning") != 0)
                 json_object_set_new(status, "message", json_string(pkc->message));
-        return json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:s, s:s, s:s, s:o}", "id", lkc->id, "name", lkc->name,
-                         "region", lkc->region, "type", lkc->type, "ingress_mbps", lkc->ingress_mbps, "egress_mbps",
-                         lkc->egress_mbps, "partitions", (json_int_t)lkc->partitions, "resource_version", rv,
-                         "created_at", created, "updated_at", updated, "status", status);
+        return json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:I, s:s, s:s, s:s, s:o}", "id", lkc->id, "name",
+                         lkc->name, "region", lkc->region, "type", lkc->type, "ingress_mbps",
+                         lkc->ingress_mbps, "egress_mbps", lkc->egress_mbps, "partitions",
+                         (json_int_t)lkc->partitions, "resource_version", rv, "created_at", created,
+                         "updated_at", updated, "status", status);
 }
 
 /* Loads the LKC {id} and its PKC; replies 404 when there is none. */
@@ -44,7 +46,8 @@ static bool load(struct api_req *req, struct store_lkc *lkc, struct store_pkc *p
 {
         int rc = strlen(req->id) <= STORE_ID_MAX ? store_lkc_get(req->ms->store, req->id, lkc) : -ENOENT;
         if (rc == -ENOENT) {
-                api_error(req, 404, "not_found", "id", "no logical cluster %s (GET /v1/clusters lists them)", req->id);
+                api_error(req, 404, "not_found", "id", "no logical cluster %s (GET /v1/clusters lists them)",
+                          req->id);
                 return false;
         }
         if (rc < 0) {
@@ -86,8 +89,9 @@ static bool text_field(struct api_req *req, const char *field, size_t max, const
                      strchr(allowed, c) != NULL;
         }
         if (!ok) {
-                api_error(req, 400, "invalid_argument", field, "%s must be a string of 1 to %zu %sletters, digits or %s",
-                          field, max, lower ? "lower-case " : "", allowed);
+                api_error(req, 400, "invalid_argument", field,
+                          "%s must be a string of 1 to %zu %sletters, digits or %s", field, max,
+                          lower ? "lower-case " : "", allowed);
                 return false;
         }
         snprintf(out, out_len, "%s", s);
@@ -99,8 +103,8 @@ static bool mbps_field(struct api_req *req, const char *field, bool required, do
         json_t *v = json_object_get(req->body, field);
         if (!v) {
                 if (required)
-                        api_error(req, 400, "invalid_argument", field, "%s is required (MB/s, 1 MB = 10^6 bytes)",
-                                  field);
+                        api_error(req, 400, "invalid_argument", field,
+                                  "%s is required (MB/s, 1 MB = 10^6 bytes)", field);
                 return !required;
         }
         double d = json_number_value(v);
@@ -123,8 +127,8 @@ static bool partitions_field(struct api_req *req, bool required, int64_t *out)
                 return !required;
         }
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_PARTITIONS) {
-                api_error(req, 400, "invalid_argument", "partitions", "partitions must be an integer from 1 to %d",
-                          MAX_PARTITIONS);
+                api_error(req, 400, "invalid_argument", "partitions",
+                          "partitions must be an integer from 1 to %d", MAX_PARTITIONS);
                 return false;
         }
         *out = json_integer_value(v);
@@ -135,8 +139,8 @@ static bool partitions_field(struct api_req *req, bool required, int64_t *out)
 
 void api_cluster_create(struct api_req *req)
 {
-        static const char *const fields[] = { "name", "region", "type", "ingress_mbps", "egress_mbps", "partitions",
-                                              NULL };
+        static const char *const fields[] = {"name",        "region",     "type", "ingress_mbps",
+                                             "egress_mbps", "partitions", NULL};
         if (!api_check_fields(req, fields))
                 return;
         struct store_lkc lkc;
@@ -145,13 +149,16 @@ void api_cluster_create(struct api_req *req)
             !text_field(req, "region", STORE_REGION_MAX, "-", true, lkc.region, sizeof(lkc.region)))
                 return;
         const char *type = json_string_value(json_object_get(req->body, "type"));
-        if (!type || (strcmp(type, "basic") != 0 && strcmp(type, "standard") != 0 && strcmp(type, "dedicated") != 0)) {
-                api_error(req, 400, "invalid_argument", "type", "type must be one of basic, standard, dedicated");
+        if (!type ||
+            (strcmp(type, "basic") != 0 && strcmp(type, "standard") != 0 && strcmp(type, "dedicated") != 0)) {
+                api_error(req, 400, "invalid_argument", "type",
+                          "type must be one of basic, standard, dedicated");
                 return;
         }
         snprintf(lkc.type, sizeof(lkc.type), "%s", type);
         if (!mbps_field(req, "ingress_mbps", true, &lkc.ingress_mbps) ||
-            !mbps_field(req, "egress_mbps", true, &lkc.egress_mbps) || !partitions_field(req, true, &lkc.partitions))
+            !mbps_field(req, "egress_mbps", true, &lkc.egress_mbps) ||
+            !partitions_field(req, true, &lkc.partitions))
                 return;
         struct store_lkc exists;
         do
@@ -175,7 +182,8 @@ void api_cluster_create(struct api_req *req)
         if (rc == 0)
                 rc = provision_pkc_changed(req->ms, lkc.pkc_id, &generation, err, sizeof(err));
         if (rc == -EINVAL) {
-                api_error(req, 422, "unprocessable", NULL, "the completion policy cannot serve this cluster: %s", err);
+                api_error(req, 422, "unprocessable", NULL,
+                          "the completion policy cannot serve this cluster: %s", err);
                 return;
         }
         if (rc < 0) {
@@ -185,8 +193,8 @@ void api_cluster_create(struct api_req *req)
         ASSERT(generation == lkc.first_generation);
         struct store_pkc pkc;
         bool has_pkc = store_pkc_get(req->ms->store, lkc.pkc_id, &pkc) == 0;
-        log_info("cluster created id=%s name=%s type=%s region=%s pkc=%s generation=%lld reason=\"%s\"", lkc.id,
-                 lkc.name, lkc.type, lkc.region, lkc.pkc_id, (long long)generation, lkc.reason);
+        log_info("cluster created id=%s name=%s type=%s region=%s pkc=%s generation=%lld reason=\"%s\"",
+                 lkc.id, lkc.name, lkc.type, lkc.region, lkc.pkc_id, (long long)generation, lkc.reason);
         reply_cluster(req, 202, &lkc, has_pkc ? &pkc : NULL);
 }
 
@@ -240,7 +248,7 @@ void api_cluster_list(struct api_req *req)
 
 void api_cluster_update(struct api_req *req)
 {
-        static const char *const fields[] = { "ingress_mbps", "egress_mbps", "partitions", NULL };
+        static const char *const fields[] = {"ingress_mbps", "egress_mbps", "partitions", NULL};
         struct store_lkc lkc;
         struct store_pkc pkc;
         bool has_pkc;
@@ -248,11 +256,13 @@ void api_cluster_update(struct api_req *req)
                 return;
         const char *name;
         json_t *value;
-        json_object_foreach(req->body, name, value) {
+        json_object_foreach(req->body, name, value)
+        {
                 if (strcmp(name, "name") == 0 || strcmp(name, "region") == 0 || strcmp(name, "type") == 0 ||
                     strcmp(name, "id") == 0) {
                         api_error(req, 400, "invalid_argument", name,
-                                  "%s cannot be changed: only ingress_mbps, egress_mbps and partitions can be updated",
+                                  "%s cannot be changed: only ingress_mbps, egress_mbps and partitions can "
+                                  "be updated",
                                   name);
                         return;
                 }
@@ -265,7 +275,8 @@ void api_cluster_update(struct api_req *req)
         }
         struct store_lkc want = lkc;
         if (!mbps_field(req, "ingress_mbps", false, &want.ingress_mbps) ||
-            !mbps_field(req, "egress_mbps", false, &want.egress_mbps) || !partitions_field(req, false, &want.partitions))
+            !mbps_field(req, "egress_mbps", false, &want.egress_mbps) ||
+            !partitions_field(req, false, &want.partitions))
                 return;
         if (want.ingress_mbps == lkc.ingress_mbps && want.egress_mbps == lkc.egress_mbps &&
             want.partitions == lkc.partitions) {
@@ -274,8 +285,8 @@ void api_cluster_update(struct api_req *req)
         }
         /* The LKC stays on its PKC: the new sizing must fit beside the others there. */
         struct psc_capacity cap;
-        psc_policy_capacity(req->ms->policy, strcmp(lkc.type, "dedicated") == 0 ? PSC_DEDICATED : PSC_MULTI_TENANT,
-                            &cap);
+        psc_policy_capacity(req->ms->policy,
+                            strcmp(lkc.type, "dedicated") == 0 ? PSC_DEDICATED : PSC_MULTI_TENANT, &cap);
         struct provision_load others;
         if (provision_load(req->ms, lkc.pkc_id, lkc.id, &others) < 0) {
                 api_error(req, 500, "internal", NULL, "the store failed: see the mothership log");
@@ -294,10 +305,11 @@ void api_cluster_update(struct api_req *req)
                 room = (double)(cap.partitions - others.partitions);
         }
         if (field) {
-                api_error(req, 409, "conflict", field,
-                          "%s does not fit on %s: at most %g is left there beside its other clusters; clusters are "
-                          "not moved between physical clusters, so create a new cluster for more",
-                          field, lkc.pkc_id, room);
+                api_error(
+                    req, 409, "conflict", field,
+                    "%s does not fit on %s: at most %g is left there beside its other clusters; clusters are "
+                    "not moved between physical clusters, so create a new cluster for more",
+                    field, lkc.pkc_id, room);
                 return;
         }
         want.resource_version++;
@@ -308,7 +320,8 @@ void api_cluster_update(struct api_req *req)
         if (rc == 0)
                 rc = provision_pkc_changed(req->ms, lkc.pkc_id, &generation, err, sizeof(err));
         if (rc == -EINVAL) {
-                api_error(req, 409, "conflict", NULL, "the completion policy cannot serve this sizing: %s", err);
+                api_error(req, 409, "conflict", NULL, "the completion policy cannot serve this sizing: %s",
+                          err);
                 return;
         }
         if (rc < 0) {
@@ -316,8 +329,9 @@ void api_cluster_update(struct api_req *req)
                 return;
         }
         store_pkc_get(req->ms->store, lkc.pkc_id, &pkc);
-        log_info("cluster updated id=%s ingress_mbps=%g egress_mbps=%g partitions=%lld generation=%lld", want.id,
-                 want.ingress_mbps, want.egress_mbps, (long long)want.partitions, (long long)generation);
+        log_info("cluster updated id=%s ingress_mbps=%g egress_mbps=%g partitions=%lld generation=%lld",
+                 want.id, want.ingress_mbps, want.egress_mbps, (long long)want.partitions,
+                 (long long)generation);
         reply_cluster(req, 200, &want, has_pkc ? &pkc : NULL);
 }
 

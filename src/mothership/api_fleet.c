@@ -15,7 +15,7 @@
 /* The ?region= filter of a list, or NULL. */
 static const char *region_filter(struct api_req *req)
 {
-        const char *region = http_request_query(req->http, "region");
+        const char *region = http_server_query(req->http, "region");
         return region && *region ? region : NULL;
 }
 
@@ -35,27 +35,29 @@ static json_t *pkc_json(struct mothership *ms, const struct store_pkc *pkc)
         char created[32], reported[32];
         api_time(pkc->created_at_ms, created);
         api_time(pkc->status_time_ms, reported);
-        json_t *obj = json_pack(
-                "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b}", "id", pkc->id, "type", pkc->type, "region",
-                pkc->region, "satellite", pkc->satellite, "revision", pkc->revision, "generation",
-                (json_int_t)pkc->generation, "observed_generation", (json_int_t)pkc->observed_generation, "phase",
-                summary_pkc_phase(pkc), "deleted", pkc->deleted);
+        json_t *obj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:b}", "id", pkc->id, "type",
+                                pkc->type, "region", pkc->region, "satellite", pkc->satellite, "revision",
+                                pkc->revision, "generation", (json_int_t)pkc->generation,
+                                "observed_generation", (json_int_t)pkc->observed_generation, "phase",
+                                summary_pkc_phase(pkc), "deleted", pkc->deleted);
         json_object_set_new(obj, "bootstrap", pkc->bootstrap[0] ? json_string(pkc->bootstrap) : json_null());
         json_object_set_new(obj, "message", pkc->message[0] ? json_string(pkc->message) : json_null());
-        json_object_set_new(obj, "brokers",
-                            json_pack("{s:i, s:i}", "reported", pkc->brokers, "healthy", pkc->healthy_brokers));
+        json_object_set_new(
+            obj, "brokers",
+            json_pack("{s:i, s:i}", "reported", pkc->brokers, "healthy", pkc->healthy_brokers));
         json_object_set_new(obj, "lb_healthy", json_boolean(pkc->lb_healthy));
         json_object_set_new(obj, "capacity",
                             json_pack("{s:f, s:f, s:I, s:I}", "ingress_mbps", cap.ingress_mbps, "egress_mbps",
                                       cap.egress_mbps, "partitions", (json_int_t)cap.partitions, "tenants",
                                       (json_int_t)cap.tenants));
         json_object_set_new(obj, "load",
-                            json_pack("{s:f, s:f, s:I, s:I}", "ingress_mbps", load.ingress_mbps, "egress_mbps",
-                                      load.egress_mbps, "partitions", (json_int_t)load.partitions, "tenants",
-                                      (json_int_t)load.tenants));
+                            json_pack("{s:f, s:f, s:I, s:I}", "ingress_mbps", load.ingress_mbps,
+                                      "egress_mbps", load.egress_mbps, "partitions",
+                                      (json_int_t)load.partitions, "tenants", (json_int_t)load.tenants));
         json_object_set_new(obj, "tenants", tenants);
         json_object_set_new(obj, "created_at", json_string(created));
-        json_object_set_new(obj, "status_reported_at", pkc->status_time_ms ? json_string(reported) : json_null());
+        json_object_set_new(obj, "status_reported_at",
+                            pkc->status_time_ms ? json_string(reported) : json_null());
         return obj;
 }
 
@@ -88,8 +90,8 @@ void api_pkc_get(struct api_req *req)
         struct store_pkc pkc;
         int rc = strlen(req->id) <= STORE_ID_MAX ? store_pkc_get(req->ms->store, req->id, &pkc) : -ENOENT;
         if (rc == -ENOENT) {
-                api_error(req, 404, "not_found", "id", "no physical cluster %s (GET /v1/physical-clusters lists them)",
-                          req->id);
+                api_error(req, 404, "not_found", "id",
+                          "no physical cluster %s (GET /v1/physical-clusters lists them)", req->id);
                 return;
         }
         if (rc < 0) {
@@ -121,11 +123,11 @@ void api_satellite_list(struct api_req *req)
                 api_time(sats[i].last_heartbeat_ms, last);
                 api_time(sats[i].first_seen_ms, first);
                 json_array_append_new(
-                        items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:i, s:s}", "id", sats[i].id, "region",
-                                         sats[i].region, "version", sats[i].version, "last_heartbeat", last,
-                                         "heartbeat_age_ms", (json_int_t)(now - sats[i].last_heartbeat_ms), "stale",
-                                         summary_satellite_stale(&sats[i], now), "pkcs", sats[i].pkcs,
-                                         "registered_at", first));
+                    items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:i, s:s}", "id", sats[i].id, "region",
+                                     sats[i].region, "version", sats[i].version, "last_heartbeat", last,
+                                     "heartbeat_age_ms", (json_int_t)(now - sats[i].last_heartbeat_ms),
+                                     "stale", summary_satellite_stale(&sats[i], now), "pkcs", sats[i].pkcs,
+                                     "registered_at", first));
         }
         json_t *list = json_pack("{s:o}", "satellites", items);
         api_page_finish(list, more, n ? sats[n - 1].seq : 0);
@@ -144,10 +146,10 @@ void api_region_list(struct api_req *req)
         json_t *items = json_array();
         for (int i = 0; i < n; i++)
                 json_array_append_new(items, json_pack("{s:s, s:i, s:i, s:i, s:i}", "name", regions[i].name,
-                                                       "satellites", regions[i].satellites, "stale_satellites",
-                                                       regions[i].stale_satellites, "physical_clusters",
-                                                       regions[i].physical_clusters, "logical_clusters",
-                                                       regions[i].logical_clusters));
+                                                       "satellites", regions[i].satellites,
+                                                       "stale_satellites", regions[i].stale_satellites,
+                                                       "physical_clusters", regions[i].physical_clusters,
+                                                       "logical_clusters", regions[i].logical_clusters));
         free(regions);
         api_json(req, 200, json_pack("{s:o}", "regions", items));
 }

@@ -19,9 +19,9 @@
 #include "mothership/mothership.h"
 
 #define SCRAM_ITERATIONS 4096
-#define SALT_BYTES 16
-#define KEY_CHARS 16
-#define SECRET_CHARS 64
+#define SALT_BYTES       16
+#define KEY_CHARS        16
+#define SECRET_CHARS     64
 
 static void b64(const unsigned char *in, int len, char *out, size_t out_len)
 {
@@ -32,12 +32,12 @@ static void b64(const unsigned char *in, int len, char *out, size_t out_len)
 static void scram_credential(const char *secret, const EVP_MD *md, struct store_scram *out)
 {
         unsigned char salt[SALT_BYTES], salted[EVP_MAX_MD_SIZE], client_key[EVP_MAX_MD_SIZE],
-                stored_key[EVP_MAX_MD_SIZE], server_key[EVP_MAX_MD_SIZE];
+            stored_key[EVP_MAX_MD_SIZE], server_key[EVP_MAX_MD_SIZE];
         int md_len = EVP_MD_get_size(md);
         unsigned int n;
         ASSERT(RAND_bytes(salt, sizeof(salt)) == 1);
-        ASSERT(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), salt, sizeof(salt), SCRAM_ITERATIONS, md, md_len,
-                                 salted) == 1);
+        ASSERT(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), salt, sizeof(salt), SCRAM_ITERATIONS, md,
+                                 md_len, salted) == 1);
         ASSERT(HMAC(md, salted, md_len, (const unsigned char *)"Client Key", 10, client_key, &n));
         ASSERT(EVP_Digest(client_key, (size_t)md_len, stored_key, &n, md, NULL) == 1);
         ASSERT(HMAC(md, salted, md_len, (const unsigned char *)"Server Key", 10, server_key, &n));
@@ -61,7 +61,8 @@ static bool load_cluster(struct api_req *req, struct store_lkc *lkc)
         if (rc == 0)
                 return true;
         if (rc == -ENOENT)
-                api_error(req, 404, "not_found", "id", "no logical cluster %s (GET /v1/clusters lists them)", req->id);
+                api_error(req, 404, "not_found", "id", "no logical cluster %s (GET /v1/clusters lists them)",
+                          req->id);
         else
                 api_error(req, 500, "internal", NULL, "the store failed: see the mothership log");
         return false;
@@ -84,7 +85,7 @@ static int keys_changed(struct api_req *req, struct store_lkc *lkc)
 
 void api_key_create(struct api_req *req)
 {
-        static const char *const fields[] = { NULL };
+        static const char *const fields[] = {NULL};
         struct store_lkc lkc;
         if (!load_cluster(req, &lkc) || !api_check_fields(req, fields))
                 return;
@@ -154,7 +155,8 @@ void api_key_delete(struct api_req *req)
         struct store_lkc lkc;
         if (!load_cluster(req, &lkc))
                 return;
-        int rc = strlen(req->key) == KEY_CHARS ? store_api_key_delete(req->ms->store, lkc.id, req->key) : -ENOENT;
+        int rc =
+            strlen(req->key) == KEY_CHARS ? store_api_key_delete(req->ms->store, lkc.id, req->key) : -ENOENT;
         if (rc == -ENOENT) {
                 api_error(req, 404, "not_found", "key", "cluster %s has no API key %s", lkc.id, req->key);
                 return;

@@ -24,9 +24,9 @@
 #include "psc/psc.h"
 
 #define STATUS_TOPIC_TIMEOUT_MS 15000
-#define PURGE_INTERVAL_MS (3600 * 1000)
-#define MAX_BODY_BYTES (64 * 1024)
-#define TOKEN_CHARS 40
+#define PURGE_INTERVAL_MS       (3600 * 1000)
+#define MAX_BODY_BYTES          (64 * 1024)
+#define TOKEN_CHARS             40
 
 static void usage(FILE *out)
 {
@@ -180,7 +180,8 @@ int mothership_main(int argc, char **argv)
                 }
         }
         if (!data || !bootstrap) {
-                fprintf(stderr, "stratus mothership: %s is required\n\n", !data ? "--data DIR" : "--bootstrap HOST:PORT");
+                fprintf(stderr, "stratus mothership: %s is required\n\n",
+                        !data ? "--data DIR" : "--bootstrap HOST:PORT");
                 usage(stderr);
                 return 2;
         }
@@ -233,10 +234,11 @@ int mothership_main(int argc, char **argv)
                 fprintf(stderr, "stratus mothership: --bootstrap %s: %s\n", bootstrap, err);
                 goto out_loop;
         }
-        static const char *const status_configs[] = { "retention.ms", "-1", NULL };
-        if (bus_ensure_topic(ms.bus, PSC_STATUS_TOPIC, 1, status_configs, STATUS_TOPIC_TIMEOUT_MS, err, sizeof(err)) <
-            0) {
-                fprintf(stderr, "stratus mothership: cannot create %s on %s: %s\n", PSC_STATUS_TOPIC, bootstrap, err);
+        static const char *const status_configs[] = {"retention.ms", "-1", NULL};
+        if (bus_ensure_topic(ms.bus, PSC_STATUS_TOPIC, 1, status_configs, STATUS_TOPIC_TIMEOUT_MS, err,
+                             sizeof(err)) < 0) {
+                fprintf(stderr, "stratus mothership: cannot create %s on %s: %s\n", PSC_STATUS_TOPIC,
+                        bootstrap, err);
                 goto out_loop;
         }
         ensure_known_topics(&ms);
@@ -246,8 +248,8 @@ int mothership_main(int argc, char **argv)
                 fprintf(stderr, "stratus mothership: cannot subscribe to %s\n", PSC_STATUS_TOPIC);
                 goto out_loop;
         }
-        struct http_server_options opts = { .handler = api_handle, .max_body_bytes = MAX_BODY_BYTES,
-                                            .max_connections = 256 };
+        struct http_server_options opts = {
+            .handler = api_handle, .max_body_bytes = MAX_BODY_BYTES, .max_connections = 256};
         if (http_server_start(ms.loop, listen, NULL, 0, &ms, &opts, &ms.http, err, sizeof(err)) < 0) {
                 fprintf(stderr, "stratus mothership: --listen: %s\n", err);
                 exit_code = strstr(err, "not host:port") ? 2 : 1;

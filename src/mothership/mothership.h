@@ -22,7 +22,7 @@
 struct loop;
 struct bus;
 struct http_server;
-struct http_request;
+struct http_server_request;
 struct http_reply;
 struct psc_policy;
 
@@ -34,7 +34,7 @@ struct psc_policy;
 struct outbox_entry {
         char *satellite;
         char *pkc_id;
-        char *json;               /* NULL: a tombstone */
+        char *json; /* NULL: a tombstone */
 };
 
 struct mothership {
@@ -43,12 +43,12 @@ struct mothership {
         struct bus *bus;
         struct http_server *http;
         const struct psc_policy *policy;
-        struct psc_policy *owned_policy;  /* from --policy; NULL: the built-in one */
-        char **tokens;                    /* bearer tokens accepted */
+        struct psc_policy *owned_policy; /* from --policy; NULL: the built-in one */
+        char **tokens;                   /* bearer tokens accepted */
         size_t ntokens;
-        struct outbox_entry *outbox;      /* queued in the open transaction */
+        struct outbox_entry *outbox; /* queued in the open transaction */
         size_t noutbox;
-        struct map ensured_topics;        /* psc.<sat> topics known to exist */
+        struct map ensured_topics; /* psc.<sat> topics known to exist */
         struct loop_timer *purge_timer;
         int64_t started_wall_ms;
 };
@@ -58,34 +58,34 @@ struct mothership {
 /* One API request as a handler sees it. */
 struct api_req {
         struct mothership *ms;
-        const struct http_request *http;
-        const char *id;               /* the {id} of the path, or NULL */
-        const char *key;              /* the {key} of the path, or NULL */
-        json_t *body;                 /* the parsed JSON object of a POST/PATCH, else NULL */
+        const struct http_server_request *http;
+        const char *id;  /* the {id} of the path, or NULL */
+        const char *key; /* the {key} of the path, or NULL */
+        json_t *body;    /* the parsed JSON object of a POST/PATCH, else NULL */
         struct http_reply *reply;
-        char *idem_response;          /* heap: what an idempotent replay returns instead
-                                       * of the reply body (the API key without its secret) */
+        char *idem_response; /* heap: what an idempotent replay returns instead
+                              * of the reply body (the API key without its secret) */
 };
 
 typedef void api_fn(struct api_req *req);
 
 struct api_route {
         const char *method;
-        const char *path;             /* "/v1/clusters/{id}" */
+        const char *path; /* "/v1/clusters/{id}" */
         api_fn *fn;
-        bool public;                  /* served without a bearer token */
+        bool public; /* served without a bearer token */
 };
 
 extern const struct api_route api_routes[];
 extern const size_t api_nroutes;
 
 /* The http_server handler: routes <req> and answers it. */
-void api_handle(void *arg, const struct http_request *req, struct http_reply *reply);
+void api_handle(void *arg, const struct http_server_request *req, struct http_reply *reply);
 
 /* Replies with the error shape {"error": {"code", "message", "field"}}; <field> may be
  * NULL. */
-void api_error(struct api_req *req, unsigned status, const char *code, const char *field, const char *fmt, ...)
-        __attribute__((format(printf, 5, 6)));
+void api_error(struct api_req *req, unsigned status, const char *code, const char *field, const char *fmt,
+               ...) __attribute__((format(printf, 5, 6)));
 /* Replies <status> with <obj> (taken). */
 void api_json(struct api_req *req, unsigned status, json_t *obj);
 /* Replies 400 unless <req->body> has only fields in <allowed> (NULL-terminated). */
@@ -147,13 +147,15 @@ struct provision_load {
         int64_t partitions;
         int64_t tenants;
 };
-int provision_load(struct mothership *ms, const char *pkc_id, const char *except_lkc, struct provision_load *out);
+int provision_load(struct mothership *ms, const char *pkc_id, const char *except_lkc,
+                   struct provision_load *out);
 
 /* Places a new LKC of <lkc> (region, type, sizing filled in): chooses or creates its PKC
  * (the pkc row is inserted for a new one) and fills lkc->pkc_id and lkc->reason. Returns
  * 0, or -EINVAL with a message for the API in <err> and the offending field in *<field>
  * (422: no satellite in the region, a request no PKC can hold). In the open transaction. */
-int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, size_t err_len, const char **field);
+int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, size_t err_len,
+                    const char **field);
 
 /* Rewrites the PSC of <pkc_id> after a change of its tenants: bumps its generation,
  * builds the partial PSC from the store, completes it under the policy, stores it and

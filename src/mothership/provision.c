@@ -48,7 +48,8 @@ void provision_random_id(const char *prefix, char *out)
         provision_random_text(out + p, 6, false);
 }
 
-int provision_load(struct mothership *ms, const char *pkc_id, const char *except_lkc, struct provision_load *out)
+int provision_load(struct mothership *ms, const char *pkc_id, const char *except_lkc,
+                   struct provision_load *out)
 {
         memset(out, 0, sizeof(*out));
         struct store_lkc *lkcs = NULL;
@@ -154,9 +155,9 @@ static void queue(struct mothership *ms, const char *satellite, const char *pkc_
 {
         ms->outbox = xrealloc(ms->outbox, (ms->noutbox + 1) * sizeof(*ms->outbox));
         ms->outbox[ms->noutbox++] = (struct outbox_entry){
-                .satellite = xstrdup(satellite),
-                .pkc_id = xstrdup(pkc_id),
-                .json = json,
+            .satellite = xstrdup(satellite),
+            .pkc_id = xstrdup(pkc_id),
+            .json = json,
         };
 }
 
@@ -171,7 +172,8 @@ int provision_pkc_changed(struct mothership *ms, const char *pkc_id, int64_t *ge
         struct store_pkc pkc;
         int rc = store_pkc_get(ms->store, pkc_id, &pkc);
         if (rc < 0) {
-                snprintf(err, err_len, "physical cluster %s: %s", pkc_id, rc == -ENOENT ? "not found" : "store failed");
+                snprintf(err, err_len, "physical cluster %s: %s", pkc_id,
+                         rc == -ENOENT ? "not found" : "store failed");
                 return rc;
         }
         pkc.generation++;
@@ -218,7 +220,7 @@ int provision_ensure_topic(struct mothership *ms, const char *satellite)
         }
         /* Our broker has no log compaction yet: keep every PSC forever instead
          * (docs/api.md "Transport"). */
-        static const char *const configs[] = { "retention.ms", "-1", NULL };
+        static const char *const configs[] = {"retention.ms", "-1", NULL};
         char err[512];
         int rc = bus_ensure_topic(ms->bus, topic, 1, configs, ENSURE_TOPIC_TIMEOUT_MS, err, sizeof(err));
         if (rc < 0)
@@ -235,8 +237,8 @@ static void produce(struct mothership *ms, const char *satellite, const char *pk
         char *topic = psc_topic(satellite);
         int rc = bus_produce(ms->bus, topic, pkc_id, json, json ? strlen(json) : 0);
         if (rc < 0)
-                log_warn("cannot queue PSC pkc=%s topic=%s: %s (republished at the next start)", pkc_id, topic,
-                         strerror(-rc));
+                log_warn("cannot queue PSC pkc=%s topic=%s: %s (republished at the next start)", pkc_id,
+                         topic, strerror(-rc));
         else
                 log_info("PSC published pkc=%s topic=%s%s", pkc_id, topic, json ? "" : " tombstone");
         free(topic);
@@ -305,7 +307,8 @@ static void known_regions(struct mothership *ms, char *out, size_t len)
         free(regions);
 }
 
-static int new_pkc(struct mothership *ms, const struct store_lkc *lkc, const char *satellite, struct store_pkc *pkc)
+static int new_pkc(struct mothership *ms, const struct store_lkc *lkc, const char *satellite,
+                   struct store_pkc *pkc)
 {
         memset(pkc, 0, sizeof(*pkc));
         snprintf(pkc->region, sizeof(pkc->region), "%s", lkc->region);
@@ -324,7 +327,8 @@ static int new_pkc(struct mothership *ms, const struct store_lkc *lkc, const cha
         return -EEXIST;
 }
 
-int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, size_t err_len, const char **field)
+int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, size_t err_len,
+                    const char **field)
 {
         *field = NULL;
         char satellite[STORE_SATELLITE_MAX + 1];
@@ -332,7 +336,8 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
         if (rc == -ENOENT) {
                 char regions[512];
                 known_regions(ms, regions, sizeof(regions));
-                snprintf(err, err_len, "no satellite serves region \"%s\"; known regions: %s", lkc->region, regions);
+                snprintf(err, err_len, "no satellite serves region \"%s\"; known regions: %s", lkc->region,
+                         regions);
                 *field = "region";
                 return -EINVAL;
         }
@@ -340,11 +345,11 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
                 snprintf(err, err_len, "the store failed");
                 return -EIO;
         }
-        struct scheduler_request sreq = { .lkc_id = lkc->id[0] ? lkc->id : "the new cluster",
-                                          .region = lkc->region,
-                                          .ingress_mbps = lkc->ingress_mbps,
-                                          .egress_mbps = lkc->egress_mbps,
-                                          .partitions = lkc->partitions };
+        struct scheduler_request sreq = {.lkc_id = lkc->id[0] ? lkc->id : "the new cluster",
+                                         .region = lkc->region,
+                                         .ingress_mbps = lkc->ingress_mbps,
+                                         .egress_mbps = lkc->egress_mbps,
+                                         .partitions = lkc->partitions};
         if (scheduler_lkc_type_parse(lkc->type, &sreq.type) < 0) {
                 snprintf(err, err_len, "type must be one of basic, standard, dedicated");
                 *field = "type";
@@ -370,7 +375,8 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
                         snprintf(err, err_len, "the store failed");
                         return -EIO;
                 }
-                c->load = (struct scheduler_load){ load.ingress_mbps, load.egress_mbps, load.partitions, load.tenants };
+                c->load = (struct scheduler_load){load.ingress_mbps, load.egress_mbps, load.partitions,
+                                                  load.tenants};
                 c->accepting = !pkcs[i].deleted;
         }
         struct scheduler_decision decision;
@@ -380,9 +386,9 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
                 free(pkcs);
                 snprintf(err, err_len, "%s", decision.reason);
                 struct psc_capacity cap;
-                psc_policy_capacity(ms->policy, sreq.type == SCHEDULER_DEDICATED ? PSC_DEDICATED : PSC_MULTI_TENANT,
-                                    &cap);
-                *field = lkc->ingress_mbps > cap.ingress_mbps  ? "ingress_mbps"
+                psc_policy_capacity(
+                    ms->policy, sreq.type == SCHEDULER_DEDICATED ? PSC_DEDICATED : PSC_MULTI_TENANT, &cap);
+                *field = lkc->ingress_mbps > cap.ingress_mbps ? "ingress_mbps"
                          : lkc->egress_mbps > cap.egress_mbps ? "egress_mbps"
                          : lkc->partitions > cap.partitions   ? "partitions"
                                                               : NULL;
@@ -402,13 +408,14 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
         free(pkcs);
         if (!found) {
                 struct store_lkc as = *lkc;
-                snprintf(as.type, sizeof(as.type), "%s", decision.new_type == PSC_DEDICATED ? "dedicated" : "basic");
+                snprintf(as.type, sizeof(as.type), "%s",
+                         decision.new_type == PSC_DEDICATED ? "dedicated" : "basic");
                 if ((rc = new_pkc(ms, &as, satellite, &chosen)) < 0) {
                         snprintf(err, err_len, "the store failed");
                         return -EIO;
                 }
-                log_info("physical cluster planned pkc=%s region=%s type=%s satellite=%s", chosen.id, chosen.region,
-                         chosen.type, chosen.satellite);
+                log_info("physical cluster planned pkc=%s region=%s type=%s satellite=%s", chosen.id,
+                         chosen.region, chosen.type, chosen.satellite);
         }
         snprintf(lkc->pkc_id, sizeof(lkc->pkc_id), "%s", chosen.id);
         lkc->first_generation = chosen.generation + 1;

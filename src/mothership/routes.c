@@ -20,20 +20,20 @@
 #include "mothership/mothership.h"
 
 const struct api_route api_routes[] = {
-        { "GET", "/healthz", api_healthz, true },
-        { "GET", "/v1/openapi.json", api_openapi, true },
-        { "POST", "/v1/clusters", api_cluster_create, false },
-        { "GET", "/v1/clusters", api_cluster_list, false },
-        { "GET", "/v1/clusters/{id}", api_cluster_get, false },
-        { "PATCH", "/v1/clusters/{id}", api_cluster_update, false },
-        { "DELETE", "/v1/clusters/{id}", api_cluster_delete, false },
-        { "POST", "/v1/clusters/{id}/api-keys", api_key_create, false },
-        { "GET", "/v1/clusters/{id}/api-keys", api_key_list, false },
-        { "DELETE", "/v1/clusters/{id}/api-keys/{key}", api_key_delete, false },
-        { "GET", "/v1/physical-clusters", api_pkc_list, false },
-        { "GET", "/v1/physical-clusters/{id}", api_pkc_get, false },
-        { "GET", "/v1/satellites", api_satellite_list, false },
-        { "GET", "/v1/regions", api_region_list, false },
+    {"GET", "/healthz", api_healthz, true},
+    {"GET", "/v1/openapi.json", api_openapi, true},
+    {"POST", "/v1/clusters", api_cluster_create, false},
+    {"GET", "/v1/clusters", api_cluster_list, false},
+    {"GET", "/v1/clusters/{id}", api_cluster_get, false},
+    {"PATCH", "/v1/clusters/{id}", api_cluster_update, false},
+    {"DELETE", "/v1/clusters/{id}", api_cluster_delete, false},
+    {"POST", "/v1/clusters/{id}/api-keys", api_key_create, false},
+    {"GET", "/v1/clusters/{id}/api-keys", api_key_list, false},
+    {"DELETE", "/v1/clusters/{id}/api-keys/{key}", api_key_delete, false},
+    {"GET", "/v1/physical-clusters", api_pkc_list, false},
+    {"GET", "/v1/physical-clusters/{id}", api_pkc_get, false},
+    {"GET", "/v1/satellites", api_satellite_list, false},
+    {"GET", "/v1/regions", api_region_list, false},
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
@@ -62,7 +62,8 @@ void api_json(struct api_req *req, unsigned status, json_t *obj)
         reply_text(req->reply, status, body);
 }
 
-void api_error(struct api_req *req, unsigned status, const char *code, const char *field, const char *fmt, ...)
+void api_error(struct api_req *req, unsigned status, const char *code, const char *field, const char *fmt,
+               ...)
 {
         char message[1024];
         va_list ap;
@@ -73,14 +74,16 @@ void api_error(struct api_req *req, unsigned status, const char *code, const cha
         if (field)
                 json_object_set_new(err, "field", json_string(field));
         api_json(req, status, json_pack("{s:o}", "error", err));
-        log_debug("error status=%u code=%s field=%s message=\"%s\"", status, code, field ? field : "", message);
+        log_debug("error status=%u code=%s field=%s message=\"%s\"", status, code, field ? field : "",
+                  message);
 }
 
 bool api_check_fields(struct api_req *req, const char *const *allowed)
 {
         const char *name;
         json_t *value;
-        json_object_foreach(req->body, name, value) {
+        json_object_foreach(req->body, name, value)
+        {
                 bool ok = false;
                 for (size_t i = 0; allowed[i] && !ok; i++)
                         ok = strcmp(allowed[i], name) == 0;
@@ -93,8 +96,8 @@ bool api_check_fields(struct api_req *req, const char *const *allowed)
                                 buf_append(&b, allowed[i], strlen(allowed[i]));
                         }
                         buf_append(&b, "", 1);
-                        api_error(req, 400, "invalid_argument", name, "unknown field \"%s\": the fields are %s", name,
-                                  (char *)b.data);
+                        api_error(req, 400, "invalid_argument", name,
+                                  "unknown field \"%s\": the fields are %s", name, (char *)b.data);
                         buf_deinit(&b);
                         return false;
                 }
@@ -111,7 +114,7 @@ void api_set_etag(struct api_req *req, int64_t resource_version)
 
 bool api_check_if_match(struct api_req *req, int64_t resource_version)
 {
-        const char *want = http_request_header(req->http, "If-Match");
+        const char *want = http_server_header(req->http, "If-Match");
         if (!want || strcmp(want, "*") == 0)
                 return true;
         char quoted[32], bare[32];
@@ -122,10 +125,11 @@ bool api_check_if_match(struct api_req *req, int64_t resource_version)
                 w += 2;
         if (strcmp(w, quoted) == 0 || strcmp(w, bare) == 0)
                 return true;
-        api_error(req, 412, "precondition_failed", NULL,
-                  "If-Match %s does not match the current resource_version \"%lld\": read the resource again and "
-                  "retry",
-                  want, (long long)resource_version);
+        api_error(
+            req, 412, "precondition_failed", NULL,
+            "If-Match %s does not match the current resource_version \"%lld\": read the resource again and "
+            "retry",
+            want, (long long)resource_version);
         return false;
 }
 
@@ -142,7 +146,7 @@ void api_time(int64_t wall_ms, char out[32])
 /* ---- pagination ------------------------------------------------------------------------ */
 
 #define PAGE_DEFAULT 50
-#define PAGE_MAX 500
+#define PAGE_MAX     500
 
 /* The token is base64url("p1:<seq>"): opaque to clients, stable across restarts. */
 static void page_token(int64_t seq, char *out, size_t len)
@@ -198,22 +202,24 @@ bool api_page_parse(struct api_req *req, struct api_page *page)
 {
         page->size = PAGE_DEFAULT;
         page->after_seq = 0;
-        const char *size = http_request_query(req->http, "page_size");
+        const char *size = http_server_query(req->http, "page_size");
         if (size) {
                 char *end;
                 long v = strtol(size, &end, 10);
                 if (!*size || *end || v < 1 || v > PAGE_MAX) {
                         api_error(req, 400, "invalid_argument", "page_size",
-                                  "page_size must be an integer from 1 to %d (default %d)", PAGE_MAX, PAGE_DEFAULT);
+                                  "page_size must be an integer from 1 to %d (default %d)", PAGE_MAX,
+                                  PAGE_DEFAULT);
                         return false;
                 }
                 page->size = (int)v;
         }
-        const char *token = http_request_query(req->http, "page_token");
+        const char *token = http_server_query(req->http, "page_token");
         if (token && *token && !page_token_parse(token, &page->after_seq)) {
-                api_error(req, 400, "invalid_argument", "page_token",
-                          "page_token is not one this API returned: pass next_page_token from the previous page "
-                          "unchanged");
+                api_error(
+                    req, 400, "invalid_argument", "page_token",
+                    "page_token is not one this API returned: pass next_page_token from the previous page "
+                    "unchanged");
                 return false;
         }
         return true;
@@ -230,9 +236,9 @@ void api_page_finish(json_t *list, bool more, int64_t last_seq)
 
 /* ---- auth ------------------------------------------------------------------------------ */
 
-static bool authenticated(struct mothership *ms, const struct http_request *http)
+static bool authenticated(struct mothership *ms, const struct http_server_request *http)
 {
-        const char *auth = http_request_header(http, "Authorization");
+        const char *auth = http_server_header(http, "Authorization");
         if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
                 return false;
         const char *token = auth + 7;
@@ -277,7 +283,7 @@ static bool match(const char *pattern, const char *path, char *id, char *key, si
 
 /* ---- idempotency ----------------------------------------------------------------------- */
 
-static void body_hash(const struct http_request *http, char out[65])
+static void body_hash(const struct http_server_request *http, char out[65])
 {
         unsigned char digest[SHA256_DIGEST_LENGTH];
         SHA256((const unsigned char *)http->body, http->body_len, digest);
@@ -296,9 +302,8 @@ static bool mutating(const char *method)
 static void run_mutation(struct api_req *req, const struct api_route *route)
 {
         struct mothership *ms = req->ms;
-        const char *idem_key = strcmp(route->method, "POST") == 0
-                                       ? http_request_header(req->http, "Idempotency-Key")
-                                       : NULL;
+        const char *idem_key =
+            strcmp(route->method, "POST") == 0 ? http_server_header(req->http, "Idempotency-Key") : NULL;
         char scope[300], hash[65] = "";
         snprintf(scope, sizeof(scope), "%s %s", req->http->method, req->http->path);
         if (idem_key) {
@@ -315,10 +320,11 @@ static void run_mutation(struct api_req *req, const struct api_route *route)
                 if (rc == 0) {
                         if (strcmp(stored_hash, hash) != 0) {
                                 free(response);
-                                api_error(req, 422, "idempotency_key_reused", "Idempotency-Key",
-                                          "Idempotency-Key \"%s\" was used for a different request body within "
-                                          "24 hours: use a new key for a new request",
-                                          idem_key);
+                                api_error(
+                                    req, 422, "idempotency_key_reused", "Idempotency-Key",
+                                    "Idempotency-Key \"%s\" was used for a different request body within "
+                                    "24 hours: use a new key for a new request",
+                                    idem_key);
                                 return;
                         }
                         reply_text(req->reply, status, response);
@@ -339,7 +345,9 @@ static void run_mutation(struct api_req *req, const struct api_route *route)
         unsigned status = req->reply->status;
         bool ok = status >= 200 && status < 300;
         if (ok && idem_key) {
-                const char *resp = req->idem_response ? req->idem_response : req->reply->body ? req->reply->body : "";
+                const char *resp = req->idem_response ? req->idem_response
+                                   : req->reply->body ? req->reply->body
+                                                      : "";
                 ok = store_idem_put(ms->store, scope, idem_key, hash, status, resp, clock_wall_ms()) == 0;
         }
         if (ok && store_commit(ms->store) == 0) {
@@ -358,10 +366,10 @@ static void run_mutation(struct api_req *req, const struct api_route *route)
         }
 }
 
-void api_handle(void *arg, const struct http_request *http, struct http_reply *reply)
+void api_handle(void *arg, const struct http_server_request *http, struct http_reply *reply)
 {
         struct mothership *ms = arg;
-        struct api_req req = { .ms = ms, .http = http, .reply = reply };
+        struct api_req req = {.ms = ms, .http = http, .reply = reply};
         char id[128], key[128];
         const struct api_route *route = NULL;
         bool path_known = false, path_public = false;
@@ -385,23 +393,26 @@ void api_handle(void *arg, const struct http_request *http, struct http_reply *r
         log_debug("request method=%s path=%s", http->method, http->path);
         if (!(route ? route->public : path_public) && !authenticated(ms, http)) {
                 http_reply_header(reply, "WWW-Authenticate", "Bearer realm=\"stratus\"");
-                api_error(&req, 401, "unauthenticated", NULL,
-                          http_request_header(http, "Authorization")
-                                  ? "the bearer token is not valid: use a token from the mothership's token file"
-                                  : "send Authorization: Bearer <token> (a token from the mothership's token file)");
+                api_error(
+                    &req, 401, "unauthenticated", NULL,
+                    http_server_header(http, "Authorization")
+                        ? "the bearer token is not valid: use a token from the mothership's token file"
+                        : "send Authorization: Bearer <token> (a token from the mothership's token file)");
         } else if (!path_known) {
-                api_error(&req, 404, "not_found", NULL, "no such path: %s (GET /v1/openapi.json lists the API)",
-                          http->path);
+                api_error(&req, 404, "not_found", NULL,
+                          "no such path: %s (GET /v1/openapi.json lists the API)", http->path);
         } else if (!route) {
                 http_reply_header(reply, "Allow", (char *)allow.data);
-                api_error(&req, 405, "method_not_allowed", NULL, "%s is not served on %s: use %s", http->method,
-                          http->path, (char *)allow.data);
+                api_error(&req, 405, "method_not_allowed", NULL, "%s is not served on %s: use %s",
+                          http->method, http->path, (char *)allow.data);
         } else if (http->body_too_large) {
-                api_error(&req, 413, "payload_too_large", NULL, "the request body is too large (at most 64 KiB)");
+                api_error(&req, 413, "payload_too_large", NULL,
+                          "the request body is too large (at most 64 KiB)");
         } else if (strcmp(route->method, "POST") == 0 || strcmp(route->method, "PATCH") == 0) {
                 json_error_t jerr;
-                req.body = http->body_len ? json_loadb(http->body, http->body_len, JSON_REJECT_DUPLICATES, &jerr)
-                                          : json_object();
+                req.body = http->body_len
+                               ? json_loadb(http->body, http->body_len, JSON_REJECT_DUPLICATES, &jerr)
+                               : json_object();
                 if (!req.body)
                         api_error(&req, 400, "invalid_argument", NULL,
                                   "the body is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
@@ -419,7 +430,8 @@ void api_handle(void *arg, const struct http_request *http, struct http_reply *r
         free(req.idem_response);
         buf_deinit(&allow);
         if (reply->status >= 500)
-                log_warn("request failed method=%s path=%s status=%u", http->method, http->path, reply->status);
+                log_warn("request failed method=%s path=%s status=%u", http->method, http->path,
+                         reply->status);
 }
 
 void api_healthz(struct api_req *req)

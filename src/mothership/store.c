@@ -21,74 +21,74 @@ struct store {
 };
 
 const struct store_migration store_migrations[] = {
-        { 1, "initial schema",
-          "CREATE TABLE lkc ("
-          " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-          " id TEXT NOT NULL UNIQUE,"
-          " name TEXT NOT NULL,"
-          " region TEXT NOT NULL,"
-          " type TEXT NOT NULL,"
-          " ingress_mbps REAL NOT NULL,"
-          " egress_mbps REAL NOT NULL,"
-          " partitions INTEGER NOT NULL,"
-          " pkc_id TEXT NOT NULL,"
-          " reason TEXT NOT NULL,"
-          " first_generation INTEGER NOT NULL,"
-          " deleting INTEGER NOT NULL DEFAULT 0,"
-          " delete_generation INTEGER NOT NULL DEFAULT 0,"
-          " resource_version INTEGER NOT NULL,"
-          " created_at_ms INTEGER NOT NULL,"
-          " updated_at_ms INTEGER NOT NULL);"
-          "CREATE INDEX lkc_by_pkc ON lkc(pkc_id, seq);"
-          "CREATE TABLE api_key ("
-          " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-          " key TEXT NOT NULL UNIQUE,"
-          " lkc_id TEXT NOT NULL,"
-          " created_at_ms INTEGER NOT NULL,"
-          " sha256_salt TEXT NOT NULL, sha256_iterations INTEGER NOT NULL,"
-          " sha256_stored_key TEXT NOT NULL, sha256_server_key TEXT NOT NULL,"
-          " sha512_salt TEXT NOT NULL, sha512_iterations INTEGER NOT NULL,"
-          " sha512_stored_key TEXT NOT NULL, sha512_server_key TEXT NOT NULL);"
-          "CREATE INDEX api_key_by_lkc ON api_key(lkc_id, seq);"
-          "CREATE TABLE pkc ("
-          " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-          " id TEXT NOT NULL UNIQUE,"
-          " region TEXT NOT NULL,"
-          " type TEXT NOT NULL,"
-          " satellite TEXT NOT NULL,"
-          " revision TEXT NOT NULL,"
-          " generation INTEGER NOT NULL,"
-          " deleted INTEGER NOT NULL DEFAULT 0,"
-          " created_at_ms INTEGER NOT NULL,"
-          " observed_generation INTEGER NOT NULL DEFAULT 0,"
-          " phase TEXT NOT NULL DEFAULT '',"
-          " bootstrap TEXT NOT NULL DEFAULT '',"
-          " message TEXT NOT NULL DEFAULT '',"
-          " brokers INTEGER NOT NULL DEFAULT 0,"
-          " healthy_brokers INTEGER NOT NULL DEFAULT 0,"
-          " lb_healthy INTEGER NOT NULL DEFAULT 0,"
-          " status_time_ms INTEGER NOT NULL DEFAULT 0);"
-          "CREATE TABLE psc ("
-          " pkc_id TEXT PRIMARY KEY,"
-          " generation INTEGER NOT NULL,"
-          " json TEXT NOT NULL);"
-          "CREATE TABLE satellite ("
-          " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-          " id TEXT NOT NULL UNIQUE,"
-          " region TEXT NOT NULL,"
-          " version TEXT NOT NULL,"
-          " last_heartbeat_ms INTEGER NOT NULL,"
-          " first_seen_ms INTEGER NOT NULL,"
-          " pkcs INTEGER NOT NULL);"
-          "CREATE TABLE idempotency ("
-          " scope TEXT NOT NULL,"
-          " key TEXT NOT NULL,"
-          " body_hash TEXT NOT NULL,"
-          " status INTEGER NOT NULL,"
-          " response TEXT NOT NULL,"
-          " created_at_ms INTEGER NOT NULL,"
-          " PRIMARY KEY (scope, key));"
-          "CREATE INDEX idempotency_by_age ON idempotency(created_at_ms);" },
+    {1, "initial schema",
+     "CREATE TABLE lkc ("
+     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " id TEXT NOT NULL UNIQUE,"
+     " name TEXT NOT NULL,"
+     " region TEXT NOT NULL,"
+     " type TEXT NOT NULL,"
+     " ingress_mbps REAL NOT NULL,"
+     " egress_mbps REAL NOT NULL,"
+     " partitions INTEGER NOT NULL,"
+     " pkc_id TEXT NOT NULL,"
+     " reason TEXT NOT NULL,"
+     " first_generation INTEGER NOT NULL,"
+     " deleting INTEGER NOT NULL DEFAULT 0,"
+     " delete_generation INTEGER NOT NULL DEFAULT 0,"
+     " resource_version INTEGER NOT NULL,"
+     " created_at_ms INTEGER NOT NULL,"
+     " updated_at_ms INTEGER NOT NULL);"
+     "CREATE INDEX lkc_by_pkc ON lkc(pkc_id, seq);"
+     "CREATE TABLE api_key ("
+     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " key TEXT NOT NULL UNIQUE,"
+     " lkc_id TEXT NOT NULL,"
+     " created_at_ms INTEGER NOT NULL,"
+     " sha256_salt TEXT NOT NULL, sha256_iterations INTEGER NOT NULL,"
+     " sha256_stored_key TEXT NOT NULL, sha256_server_key TEXT NOT NULL,"
+     " sha512_salt TEXT NOT NULL, sha512_iterations INTEGER NOT NULL,"
+     " sha512_stored_key TEXT NOT NULL, sha512_server_key TEXT NOT NULL);"
+     "CREATE INDEX api_key_by_lkc ON api_key(lkc_id, seq);"
+     "CREATE TABLE pkc ("
+     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " id TEXT NOT NULL UNIQUE,"
+     " region TEXT NOT NULL,"
+     " type TEXT NOT NULL,"
+     " satellite TEXT NOT NULL,"
+     " revision TEXT NOT NULL,"
+     " generation INTEGER NOT NULL,"
+     " deleted INTEGER NOT NULL DEFAULT 0,"
+     " created_at_ms INTEGER NOT NULL,"
+     " observed_generation INTEGER NOT NULL DEFAULT 0,"
+     " phase TEXT NOT NULL DEFAULT '',"
+     " bootstrap TEXT NOT NULL DEFAULT '',"
+     " message TEXT NOT NULL DEFAULT '',"
+     " brokers INTEGER NOT NULL DEFAULT 0,"
+     " healthy_brokers INTEGER NOT NULL DEFAULT 0,"
+     " lb_healthy INTEGER NOT NULL DEFAULT 0,"
+     " status_time_ms INTEGER NOT NULL DEFAULT 0);"
+     "CREATE TABLE psc ("
+     " pkc_id TEXT PRIMARY KEY,"
+     " generation INTEGER NOT NULL,"
+     " json TEXT NOT NULL);"
+     "CREATE TABLE satellite ("
+     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     " id TEXT NOT NULL UNIQUE,"
+     " region TEXT NOT NULL,"
+     " version TEXT NOT NULL,"
+     " last_heartbeat_ms INTEGER NOT NULL,"
+     " first_seen_ms INTEGER NOT NULL,"
+     " pkcs INTEGER NOT NULL);"
+     "CREATE TABLE idempotency ("
+     " scope TEXT NOT NULL,"
+     " key TEXT NOT NULL,"
+     " body_hash TEXT NOT NULL,"
+     " status INTEGER NOT NULL,"
+     " response TEXT NOT NULL,"
+     " created_at_ms INTEGER NOT NULL,"
+     " PRIMARY KEY (scope, key));"
+     "CREATE INDEX idempotency_by_age ON idempotency(created_at_ms);"},
 };
 const size_t store_nmigrations = sizeof(store_migrations) / sizeof(store_migrations[0]);
 
@@ -106,7 +106,8 @@ static int prepare(struct store *st, const char *sql, const char *fmt, va_list a
                 switch (fmt[i]) {
                 case 's': {
                         const char *s = va_arg(ap, const char *);
-                        rc = s ? sqlite3_bind_text(stmt, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(stmt, i + 1);
+                        rc = s ? sqlite3_bind_text(stmt, i + 1, s, -1, SQLITE_TRANSIENT)
+                               : sqlite3_bind_null(stmt, i + 1);
                         break;
                 }
                 case 'i':
@@ -216,7 +217,8 @@ static int current_version(struct store *st)
         return v < 0 ? -EIO : v;
 }
 
-static int migrate(struct store *st, const struct store_migration *steps, size_t nsteps, char *err, size_t err_len)
+static int migrate(struct store *st, const struct store_migration *steps, size_t nsteps, char *err,
+                   size_t err_len)
 {
         if (exec_script(st,
                         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
@@ -230,10 +232,11 @@ static int migrate(struct store *st, const struct store_migration *steps, size_t
         }
         int newest = nsteps ? steps[nsteps - 1].version : 0;
         if (version > newest) {
-                snprintf(err, err_len,
-                         "the database schema is at version %d, newer than this binary knows (%d): run a newer "
-                         "stratus",
-                         version, newest);
+                snprintf(
+                    err, err_len,
+                    "the database schema is at version %d, newer than this binary knows (%d): run a newer "
+                    "stratus",
+                    version, newest);
                 return -EPROTO;
         }
         for (size_t i = 0; i < nsteps; i++) {
@@ -243,11 +246,12 @@ static int migrate(struct store *st, const struct store_migration *steps, size_t
                 char why[512];
                 if (exec_script(st, "BEGIN IMMEDIATE", why, sizeof(why)) < 0 ||
                     exec_script(st, m->sql, why, sizeof(why)) < 0 ||
-                    run(st, "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)", "isi",
-                        (int64_t)m->version, m->name, clock_wall_ms()) < 0 ||
+                    run(st, "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)",
+                        "isi", (int64_t)m->version, m->name, clock_wall_ms()) < 0 ||
                     exec_script(st, "COMMIT", why, sizeof(why)) < 0) {
                         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-                        snprintf(err, err_len, "schema migration %d (%s) failed: %s", m->version, m->name, why);
+                        snprintf(err, err_len, "schema migration %d (%s) failed: %s", m->version, m->name,
+                                 why);
                         return -EIO;
                 }
                 log_info("schema migration applied version=%d name=\"%s\"", m->version, m->name);
@@ -261,9 +265,10 @@ int store_open_with(const char *path, const struct store_migration *steps, size_
                     char *err, size_t err_len)
 {
         struct store *st = xcalloc(1, sizeof(*st));
-        if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-            SQLITE_OK) {
-                snprintf(err, err_len, "cannot open %s: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                snprintf(err, err_len, "cannot open %s: %s", path,
+                         st->db ? sqlite3_errmsg(st->db) : "out of memory");
                 store_close(st);
                 return -EIO;
         }
@@ -342,8 +347,8 @@ void store_rollback(struct store *st)
 
 /* ---- logical clusters ------------------------------------------------------------------ */
 
-#define LKC_COLUMNS                                                                                   \
-        "seq, id, name, region, type, ingress_mbps, egress_mbps, partitions, pkc_id, reason, "       \
+#define LKC_COLUMNS                                                                                          \
+        "seq, id, name, region, type, ingress_mbps, egress_mbps, partitions, pkc_id, reason, "               \
         "first_generation, deleting, delete_generation, resource_version, created_at_ms, updated_at_ms"
 
 static void read_lkc(sqlite3_stmt *stmt, void *out)
@@ -369,14 +374,15 @@ static void read_lkc(sqlite3_stmt *stmt, void *out)
 
 int store_lkc_insert(struct store *st, struct store_lkc *lkc)
 {
-        int rc = run(st,
-                     "INSERT INTO lkc (id, name, region, type, ingress_mbps, egress_mbps, partitions, pkc_id, reason,"
-                     " first_generation, deleting, delete_generation, resource_version, created_at_ms, updated_at_ms)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     "ssssddissibiiii", lkc->id, lkc->name, lkc->region, lkc->type, lkc->ingress_mbps,
-                     lkc->egress_mbps, lkc->partitions, lkc->pkc_id, lkc->reason, lkc->first_generation,
-                     (int)lkc->deleting, lkc->delete_generation, lkc->resource_version, lkc->created_at_ms,
-                     lkc->updated_at_ms);
+        int rc = run(
+            st,
+            "INSERT INTO lkc (id, name, region, type, ingress_mbps, egress_mbps, partitions, pkc_id, reason,"
+            " first_generation, deleting, delete_generation, resource_version, created_at_ms, updated_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ssssddissibiiii", lkc->id, lkc->name, lkc->region, lkc->type, lkc->ingress_mbps,
+            lkc->egress_mbps, lkc->partitions, lkc->pkc_id, lkc->reason, lkc->first_generation,
+            (int)lkc->deleting, lkc->delete_generation, lkc->resource_version, lkc->created_at_ms,
+            lkc->updated_at_ms);
         if (rc < 0)
                 return rc;
         lkc->seq = sqlite3_last_insert_rowid(st->db);
@@ -386,7 +392,8 @@ int store_lkc_insert(struct store *st, struct store_lkc *lkc)
 int store_lkc_update(struct store *st, const struct store_lkc *lkc)
 {
         int rc = run(st,
-                     "UPDATE lkc SET name = ?, region = ?, type = ?, ingress_mbps = ?, egress_mbps = ?, partitions = ?,"
+                     "UPDATE lkc SET name = ?, region = ?, type = ?, ingress_mbps = ?, egress_mbps = ?, "
+                     "partitions = ?,"
                      " pkc_id = ?, reason = ?, first_generation = ?, deleting = ?, delete_generation = ?,"
                      " resource_version = ?, updated_at_ms = ? WHERE id = ?",
                      "sssddissibiiis", lkc->name, lkc->region, lkc->type, lkc->ingress_mbps, lkc->egress_mbps,
@@ -416,11 +423,13 @@ int store_lkc_delete(struct store *st, const char *id)
 int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int limit, struct store_lkc **out)
 {
         sqlite3_stmt *stmt;
-        int rc = pkc_id ? query(st, &stmt,
-                                "SELECT " LKC_COLUMNS " FROM lkc WHERE pkc_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                                "sii", pkc_id, after_seq, (int64_t)(limit > 0 ? limit : -1))
-                        : query(st, &stmt, "SELECT " LKC_COLUMNS " FROM lkc WHERE seq > ? ORDER BY seq LIMIT ?", "ii",
-                                after_seq, (int64_t)(limit > 0 ? limit : -1));
+        int rc =
+            pkc_id
+                ? query(st, &stmt,
+                        "SELECT " LKC_COLUMNS " FROM lkc WHERE pkc_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                        "sii", pkc_id, after_seq, (int64_t)(limit > 0 ? limit : -1))
+                : query(st, &stmt, "SELECT " LKC_COLUMNS " FROM lkc WHERE seq > ? ORDER BY seq LIMIT ?", "ii",
+                        after_seq, (int64_t)(limit > 0 ? limit : -1));
         if (rc < 0)
                 return rc;
         return collect(stmt, sizeof(**out), read_lkc, (void **)out);
@@ -428,8 +437,8 @@ int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int 
 
 /* ---- API keys -------------------------------------------------------------------------- */
 
-#define KEY_COLUMNS                                                                                   \
-        "seq, key, lkc_id, created_at_ms, sha256_salt, sha256_iterations, sha256_stored_key, "        \
+#define KEY_COLUMNS                                                                                          \
+        "seq, key, lkc_id, created_at_ms, sha256_salt, sha256_iterations, sha256_stored_key, "               \
         "sha256_server_key, sha512_salt, sha512_iterations, sha512_stored_key, sha512_server_key"
 
 static void read_scram(sqlite3_stmt *stmt, int col, struct store_scram *s)
@@ -453,13 +462,14 @@ static void read_key(sqlite3_stmt *stmt, void *out)
 
 int store_api_key_insert(struct store *st, struct store_api_key *k)
 {
-        int rc = run(st,
-                     "INSERT INTO api_key (key, lkc_id, created_at_ms, sha256_salt, sha256_iterations,"
-                     " sha256_stored_key, sha256_server_key, sha512_salt, sha512_iterations, sha512_stored_key,"
-                     " sha512_server_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     "ssisisssiss", k->key, k->lkc_id, k->created_at_ms, k->sha256.salt, (int64_t)k->sha256.iterations,
-                     k->sha256.stored_key, k->sha256.server_key, k->sha512.salt, (int64_t)k->sha512.iterations,
-                     k->sha512.stored_key, k->sha512.server_key);
+        int rc =
+            run(st,
+                "INSERT INTO api_key (key, lkc_id, created_at_ms, sha256_salt, sha256_iterations,"
+                " sha256_stored_key, sha256_server_key, sha512_salt, sha512_iterations, sha512_stored_key,"
+                " sha512_server_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ssisisssiss", k->key, k->lkc_id, k->created_at_ms, k->sha256.salt,
+                (int64_t)k->sha256.iterations, k->sha256.stored_key, k->sha256.server_key, k->sha512.salt,
+                (int64_t)k->sha512.iterations, k->sha512.stored_key, k->sha512.server_key);
         if (rc < 0)
                 return rc;
         k->seq = sqlite3_last_insert_rowid(st->db);
@@ -482,7 +492,8 @@ int store_api_key_list(struct store *st, const char *lkc_id, int64_t after_seq, 
                        struct store_api_key **out)
 {
         sqlite3_stmt *stmt;
-        if (query(st, &stmt, "SELECT " KEY_COLUMNS " FROM api_key WHERE lkc_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        if (query(st, &stmt,
+                  "SELECT " KEY_COLUMNS " FROM api_key WHERE lkc_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                   "sii", lkc_id, after_seq, (int64_t)(limit > 0 ? limit : -1)) < 0)
                 return -EIO;
         return collect(stmt, sizeof(**out), read_key, (void **)out);
@@ -490,9 +501,9 @@ int store_api_key_list(struct store *st, const char *lkc_id, int64_t after_seq, 
 
 /* ---- physical clusters ----------------------------------------------------------------- */
 
-#define PKC_COLUMNS                                                                                   \
-        "seq, id, region, type, satellite, revision, generation, deleted, created_at_ms, "            \
-        "observed_generation, phase, bootstrap, message, brokers, healthy_brokers, lb_healthy, "      \
+#define PKC_COLUMNS                                                                                          \
+        "seq, id, region, type, satellite, revision, generation, deleted, created_at_ms, "                   \
+        "observed_generation, phase, bootstrap, message, brokers, healthy_brokers, lb_healthy, "             \
         "status_time_ms"
 
 static void read_pkc(sqlite3_stmt *stmt, void *out)
@@ -519,11 +530,12 @@ static void read_pkc(sqlite3_stmt *stmt, void *out)
 
 int store_pkc_insert(struct store *st, struct store_pkc *p)
 {
-        int rc = run(st,
-                     "INSERT INTO pkc (id, region, type, satellite, revision, generation, deleted, created_at_ms)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     "sssssibi", p->id, p->region, p->type, p->satellite, p->revision, p->generation, (int)p->deleted,
-                     p->created_at_ms);
+        int rc =
+            run(st,
+                "INSERT INTO pkc (id, region, type, satellite, revision, generation, deleted, created_at_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "sssssibi", p->id, p->region, p->type, p->satellite, p->revision, p->generation,
+                (int)p->deleted, p->created_at_ms);
         if (rc < 0)
                 return rc;
         p->seq = sqlite3_last_insert_rowid(st->db);
@@ -532,13 +544,14 @@ int store_pkc_insert(struct store *st, struct store_pkc *p)
 
 int store_pkc_update(struct store *st, const struct store_pkc *p)
 {
-        int rc = run(st,
-                     "UPDATE pkc SET generation = ?, deleted = ?, observed_generation = ?, phase = ?, bootstrap = ?,"
-                     " message = ?, brokers = ?, healthy_brokers = ?, lb_healthy = ?, status_time_ms = ?"
-                     " WHERE id = ?",
-                     "ibisssiibis", p->generation, (int)p->deleted, p->observed_generation, p->phase, p->bootstrap,
-                     p->message, (int64_t)p->brokers, (int64_t)p->healthy_brokers, (int)p->lb_healthy,
-                     p->status_time_ms, p->id);
+        int rc = run(
+            st,
+            "UPDATE pkc SET generation = ?, deleted = ?, observed_generation = ?, phase = ?, bootstrap = ?,"
+            " message = ?, brokers = ?, healthy_brokers = ?, lb_healthy = ?, status_time_ms = ?"
+            " WHERE id = ?",
+            "ibisssiibis", p->generation, (int)p->deleted, p->observed_generation, p->phase, p->bootstrap,
+            p->message, (int64_t)p->brokers, (int64_t)p->healthy_brokers, (int)p->lb_healthy,
+            p->status_time_ms, p->id);
         return rc < 0 ? rc : rc == 0 ? -ENOENT : 0;
 }
 
@@ -565,11 +578,13 @@ int store_pkc_delete(struct store *st, const char *id)
 int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int limit, struct store_pkc **out)
 {
         sqlite3_stmt *stmt;
-        int rc = region ? query(st, &stmt,
-                                "SELECT " PKC_COLUMNS " FROM pkc WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?",
-                                "sii", region, after_seq, (int64_t)(limit > 0 ? limit : -1))
-                        : query(st, &stmt, "SELECT " PKC_COLUMNS " FROM pkc WHERE seq > ? ORDER BY seq LIMIT ?", "ii",
-                                after_seq, (int64_t)(limit > 0 ? limit : -1));
+        int rc =
+            region
+                ? query(st, &stmt,
+                        "SELECT " PKC_COLUMNS " FROM pkc WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?",
+                        "sii", region, after_seq, (int64_t)(limit > 0 ? limit : -1))
+                : query(st, &stmt, "SELECT " PKC_COLUMNS " FROM pkc WHERE seq > ? ORDER BY seq LIMIT ?", "ii",
+                        after_seq, (int64_t)(limit > 0 ? limit : -1));
         if (rc < 0)
                 return rc;
         return collect(stmt, sizeof(**out), read_pkc, (void **)out);
@@ -577,10 +592,11 @@ int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int 
 
 int store_psc_put(struct store *st, const char *pkc_id, int64_t generation, const char *json)
 {
-        int rc = run(st,
-                     "INSERT INTO psc (pkc_id, generation, json) VALUES (?, ?, ?) ON CONFLICT(pkc_id) DO UPDATE"
-                     " SET generation = excluded.generation, json = excluded.json",
-                     "sis", pkc_id, generation, json);
+        int rc =
+            run(st,
+                "INSERT INTO psc (pkc_id, generation, json) VALUES (?, ?, ?) ON CONFLICT(pkc_id) DO UPDATE"
+                " SET generation = excluded.generation, json = excluded.json",
+                "sis", pkc_id, generation, json);
         return rc < 0 ? rc : 0;
 }
 
@@ -588,14 +604,16 @@ int store_psc_each(struct store *st, store_psc_fn *fn, void *arg)
 {
         sqlite3_stmt *stmt;
         if (query(st, &stmt,
-                  "SELECT psc.pkc_id, pkc.satellite, psc.generation, psc.json FROM psc JOIN pkc ON pkc.id = psc.pkc_id"
+                  "SELECT psc.pkc_id, pkc.satellite, psc.generation, psc.json FROM psc JOIN pkc ON pkc.id = "
+                  "psc.pkc_id"
                   " ORDER BY pkc.seq",
                   NULL) < 0)
                 return -EIO;
         int n = 0, rc;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-                fn(arg, (const char *)sqlite3_column_text(stmt, 0), (const char *)sqlite3_column_text(stmt, 1),
-                   sqlite3_column_int64(stmt, 2), (const char *)sqlite3_column_text(stmt, 3));
+                fn(arg, (const char *)sqlite3_column_text(stmt, 0),
+                   (const char *)sqlite3_column_text(stmt, 1), sqlite3_column_int64(stmt, 2),
+                   (const char *)sqlite3_column_text(stmt, 3));
                 n++;
         }
         sqlite3_finalize(stmt);
@@ -626,15 +644,16 @@ int store_satellite_upsert(struct store *st, const struct store_satellite *sat)
                 rc = run(st,
                          "INSERT INTO satellite (id, region, version, last_heartbeat_ms, first_seen_ms, pkcs)"
                          " VALUES (?, ?, ?, ?, ?, ?)",
-                         "sssiii", sat->id, sat->region, sat->version, sat->last_heartbeat_ms, sat->first_seen_ms,
-                         (int64_t)sat->pkcs);
+                         "sssiii", sat->id, sat->region, sat->version, sat->last_heartbeat_ms,
+                         sat->first_seen_ms, (int64_t)sat->pkcs);
                 return rc < 0 ? rc : 1;
         }
         if (rc < 0)
                 return rc;
         if (sat->last_heartbeat_ms < old.last_heartbeat_ms)
                 return 0; /* an older heartbeat replayed from the topic */
-        rc = run(st, "UPDATE satellite SET region = ?, version = ?, last_heartbeat_ms = ?, pkcs = ? WHERE id = ?",
+        rc = run(st,
+                 "UPDATE satellite SET region = ?, version = ?, last_heartbeat_ms = ?, pkcs = ? WHERE id = ?",
                  "ssiis", sat->region, sat->version, sat->last_heartbeat_ms, (int64_t)sat->pkcs, sat->id);
         return rc < 0 ? rc : 0;
 }
@@ -659,7 +678,8 @@ int store_satellite_list(struct store *st, const char *region, int64_t after_seq
                                 "SELECT " SAT_COLUMNS
                                 " FROM satellite WHERE region = ? AND seq > ? ORDER BY seq LIMIT ?",
                                 "sii", region, after_seq, (int64_t)(limit > 0 ? limit : -1))
-                        : query(st, &stmt, "SELECT " SAT_COLUMNS " FROM satellite WHERE seq > ? ORDER BY seq LIMIT ?",
+                        : query(st, &stmt,
+                                "SELECT " SAT_COLUMNS " FROM satellite WHERE seq > ? ORDER BY seq LIMIT ?",
                                 "ii", after_seq, (int64_t)(limit > 0 ? limit : -1));
         if (rc < 0)
                 return rc;
@@ -697,7 +717,8 @@ int store_idem_get(struct store *st, const char *scope, const char *key, char *b
                    char **response)
 {
         sqlite3_stmt *stmt;
-        if (query(st, &stmt, "SELECT body_hash, status, response FROM idempotency WHERE scope = ? AND key = ?", "ss",
+        if (query(st, &stmt,
+                  "SELECT body_hash, status, response FROM idempotency WHERE scope = ? AND key = ?", "ss",
                   scope, key) < 0)
                 return -EIO;
         int rc = sqlite3_step(stmt);
@@ -710,8 +731,8 @@ int store_idem_get(struct store *st, const char *scope, const char *key, char *b
         return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
-int store_idem_put(struct store *st, const char *scope, const char *key, const char *body_hash, unsigned status,
-                   const char *response, int64_t now_ms)
+int store_idem_put(struct store *st, const char *scope, const char *key, const char *body_hash,
+                   unsigned status, const char *response, int64_t now_ms)
 {
         int rc = run(st,
                      "INSERT INTO idempotency (scope, key, body_hash, status, response, created_at_ms)"

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_ID_MAX 15          /* "lkc-xxxxxx", "pkc-xxxxxx" */
-#define STORE_NAME_MAX 64
-#define STORE_REGION_MAX 32
+#define STORE_ID_MAX        15 /* "lkc-xxxxxx", "pkc-xxxxxx" */
+#define STORE_NAME_MAX      64
+#define STORE_REGION_MAX    32
 #define STORE_SATELLITE_MAX 64
 
 struct store;
@@ -24,7 +24,7 @@ struct store;
 struct store_migration {
         int version;
         const char *name;
-        const char *sql;        /* one or more statements */
+        const char *sql; /* one or more statements */
 };
 
 /* The schema of this binary. */
@@ -54,20 +54,20 @@ void store_rollback(struct store *st);
 
 struct store_lkc {
         char id[STORE_ID_MAX + 1];
-        int64_t seq;                 /* creation order (pagination); set by insert */
+        int64_t seq; /* creation order (pagination); set by insert */
         char name[STORE_NAME_MAX + 1];
         char region[STORE_REGION_MAX + 1];
-        char type[16];               /* basic | standard | dedicated */
+        char type[16]; /* basic | standard | dedicated */
         double ingress_mbps;
         double egress_mbps;
         int64_t partitions;
         char pkc_id[STORE_ID_MAX + 1];
-        char reason[1024];           /* why the scheduler placed it there */
-        int64_t first_generation;    /* the PKC generation that first included it */
+        char reason[1024];        /* why the scheduler placed it there */
+        int64_t first_generation; /* the PKC generation that first included it */
         bool deleting;
-        int64_t delete_generation;   /* the PKC generation without it (when deleting) */
-        int64_t resource_version;    /* grows with every change of spec or keys */
-        int64_t created_at_ms;       /* wall clock */
+        int64_t delete_generation; /* the PKC generation without it (when deleting) */
+        int64_t resource_version;  /* grows with every change of spec or keys */
+        int64_t created_at_ms;     /* wall clock */
         int64_t updated_at_ms;
 };
 
@@ -79,15 +79,16 @@ int store_lkc_get(struct store *st, const char *id, struct store_lkc *out);
 int store_lkc_delete(struct store *st, const char *id);
 /* Up to <limit> (<= 0: all) LKCs with seq > <after_seq> in seq order, only those on
  * <pkc_id> unless NULL, into *<out> (heap; free()). Returns the count or -EIO. */
-int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int limit, struct store_lkc **out);
+int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int limit,
+                   struct store_lkc **out);
 
 /* ---- API keys -------------------------------------------------------------------- */
 
 struct store_scram {
-        char salt[32];               /* base64 */
+        char salt[32]; /* base64 */
         int iterations;
-        char stored_key[96];         /* base64 */
-        char server_key[96];         /* base64 */
+        char stored_key[96]; /* base64 */
+        char server_key[96]; /* base64 */
 };
 
 struct store_api_key {
@@ -111,18 +112,18 @@ struct store_pkc {
         char id[STORE_ID_MAX + 1];
         int64_t seq;
         char region[STORE_REGION_MAX + 1];
-        char type[16];               /* multi_tenant | dedicated */
+        char type[16]; /* multi_tenant | dedicated */
         char satellite[STORE_SATELLITE_MAX + 1];
         char revision[40];
         int64_t generation;
-        bool deleted;                /* being torn down */
+        bool deleted; /* being torn down */
         int64_t created_at_ms;
         /* From the satellite's latest status. */
         int64_t observed_generation; /* 0: no status yet */
         char phase[16];              /* "" until the first status */
         char bootstrap[128];
         char message[256];
-        int brokers;                 /* brokers reported */
+        int brokers; /* brokers reported */
         int healthy_brokers;
         bool lb_healthy;
         int64_t status_time_ms;
@@ -134,7 +135,8 @@ int store_pkc_get(struct store *st, const char *id, struct store_pkc *out);
 /* Deletes the PKC and its outbox entry. */
 int store_pkc_delete(struct store *st, const char *id);
 /* PKCs with seq > <after_seq> (in <region> unless NULL). As store_lkc_list(). */
-int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int limit, struct store_pkc **out);
+int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int limit,
+                   struct store_pkc **out);
 
 /* The latest full PSC of each PKC: written in the transaction that changed it, published
  * after commit and again at every start. */
@@ -151,9 +153,9 @@ struct store_satellite {
         int64_t seq;
         char region[STORE_REGION_MAX + 1];
         char version[32];
-        int64_t last_heartbeat_ms;   /* wall clock of the newest heartbeat */
+        int64_t last_heartbeat_ms; /* wall clock of the newest heartbeat */
         int64_t first_seen_ms;
-        int pkcs;                    /* PKCs it said it runs */
+        int pkcs; /* PKCs it said it runs */
 };
 
 /* Registers or refreshes <sat> (last_heartbeat_ms only grows). Returns 1 when it is new,
@@ -168,7 +170,7 @@ int store_satellite_list(struct store *st, const char *region, int64_t after_seq
 struct store_region {
         char name[STORE_REGION_MAX + 1];
         int satellites;
-        int stale_satellites;        /* no heartbeat since <stale_before_ms> */
+        int stale_satellites; /* no heartbeat since <stale_before_ms> */
         int physical_clusters;
         int logical_clusters;
 };
@@ -183,8 +185,8 @@ int store_region_list(struct store *st, int64_t stale_before_ms, struct store_re
  * -EIO. */
 int store_idem_get(struct store *st, const char *scope, const char *key, char *body_hash, unsigned *status,
                    char **response);
-int store_idem_put(struct store *st, const char *scope, const char *key, const char *body_hash, unsigned status,
-                   const char *response, int64_t now_ms);
+int store_idem_put(struct store *st, const char *scope, const char *key, const char *body_hash,
+                   unsigned status, const char *response, int64_t now_ms);
 /* Forgets records created before <before_ms>. Returns how many or -EIO. */
 int store_idem_purge(struct store *st, int64_t before_ms);
 

@@ -47,10 +47,11 @@ static void on_heartbeat(struct mothership *ms, const char *key, const char *val
                 log_warn("heartbeat ignored key=%s: %s", key, err);
                 return;
         }
-        struct store_satellite sat = { .last_heartbeat_ms = hb.time_ms, .first_seen_ms = clock_wall_ms(),
-                                       .pkcs = hb.pkcs };
+        struct store_satellite sat = {
+            .last_heartbeat_ms = hb.time_ms, .first_seen_ms = clock_wall_ms(), .pkcs = hb.pkcs};
         const char *id = hb.satellite ? hb.satellite : key;
-        bool fits = strlen(id) <= STORE_SATELLITE_MAX && (!hb.region || strlen(hb.region) <= STORE_REGION_MAX);
+        bool fits =
+            strlen(id) <= STORE_SATELLITE_MAX && (!hb.region || strlen(hb.region) <= STORE_REGION_MAX);
         snprintf(sat.id, sizeof(sat.id), "%.64s", id);
         snprintf(sat.region, sizeof(sat.region), "%.32s", hb.region ? hb.region : "");
         snprintf(sat.version, sizeof(sat.version), "%.31s", hb.version ? hb.version : "");
@@ -83,7 +84,8 @@ static int complete_deletions(struct mothership *ms, const struct store_pkc *pkc
                 const struct store_lkc *lkc = &lkcs[i];
                 if (!lkc->deleting || (!pkc_gone && pkc->observed_generation < lkc->delete_generation))
                         continue;
-                if (store_api_key_delete_all(ms->store, lkc->id) < 0 || store_lkc_delete(ms->store, lkc->id) < 0) {
+                if (store_api_key_delete_all(ms->store, lkc->id) < 0 ||
+                    store_lkc_delete(ms->store, lkc->id) < 0) {
                         free(lkcs);
                         return -EIO;
                 }
@@ -152,8 +154,8 @@ static void on_pkc_status(struct mothership *ms, const char *key, const char *va
         }
         provision_flush(ms);
         if (strcmp(was, pkc.phase) != 0 || was_generation != pkc.observed_generation)
-                log_info("status pkc=%s phase=%s observed_generation=%lld generation=%lld bootstrap=%s", pkc.id,
-                         pkc.phase, (long long)pkc.observed_generation, (long long)pkc.generation,
+                log_info("status pkc=%s phase=%s observed_generation=%lld generation=%lld bootstrap=%s",
+                         pkc.id, pkc.phase, (long long)pkc.observed_generation, (long long)pkc.generation,
                          pkc.bootstrap[0] ? pkc.bootstrap : "-");
 }
 

@@ -36,14 +36,16 @@ TEST(store_migrates_an_older_database_forward)
         char path[300], err[512];
         db_path(path, sizeof(path));
         static const struct store_migration v1[] = {
-                { 1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
-                               "INSERT INTO thing (name) VALUES ('kept');" },
+            {1, "things",
+             "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
+             "INSERT INTO thing (name) VALUES ('kept');"},
         };
         static const struct store_migration v2[] = {
-                { 1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
-                               "INSERT INTO thing (name) VALUES ('kept');" },
-                { 2, "thing colour", "ALTER TABLE thing ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue';" },
-                { 3, "more things", "INSERT INTO thing (name) VALUES ('new');" },
+            {1, "things",
+             "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
+             "INSERT INTO thing (name) VALUES ('kept');"},
+            {2, "thing colour", "ALTER TABLE thing ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue';"},
+            {3, "more things", "INSERT INTO thing (name) VALUES ('new');"},
         };
         struct store *st = NULL;
         CHECK_EQ(store_open_with(path, v1, 1, &st, err, sizeof(err)), 0);
@@ -65,16 +67,16 @@ TEST(store_failed_migration_rolls_back_and_names_the_step)
         char path[300], err[512];
         db_path(path, sizeof(path));
         static const struct store_migration steps[] = {
-                { 1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);" },
-                { 2, "broken", "CREATE TABLE half (id INTEGER); INSERT INTO nowhere VALUES (1);" },
+            {1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);"},
+            {2, "broken", "CREATE TABLE half (id INTEGER); INSERT INTO nowhere VALUES (1);"},
         };
         struct store *st = NULL;
         CHECK_EQ(store_open_with(path, steps, 2, &st, err, sizeof(err)), -EIO);
         CHECK(strstr(err, "migration 2 (broken)") != NULL);
         /* Step 1 stayed; step 2's first statement was rolled back with it. */
         static const struct store_migration fixed[] = {
-                { 1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);" },
-                { 2, "fixed", "CREATE TABLE half (id INTEGER);" },
+            {1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);"},
+            {2, "fixed", "CREATE TABLE half (id INTEGER);"},
         };
         CHECK_EQ(store_open_with(path, fixed, 2, &st, err, sizeof(err)), 0);
         CHECK_EQ(store_schema_version(st), 2);
@@ -133,7 +135,7 @@ TEST(store_lists_in_creation_order_from_a_cursor)
         db_path(path, sizeof(path));
         struct store *st = NULL;
         CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
-        const char *ids[] = { "lkc-zzzzzz", "lkc-aaaaaa", "lkc-mmmmmm", "lkc-bbbbbb" };
+        const char *ids[] = {"lkc-zzzzzz", "lkc-aaaaaa", "lkc-mmmmmm", "lkc-bbbbbb"};
         for (size_t i = 0; i < 4; i++) {
                 struct store_lkc lkc;
                 fill_lkc(&lkc, ids[i], i % 2 ? "pkc-one111" : "pkc-two222");
@@ -182,8 +184,11 @@ TEST(store_satellite_heartbeats_only_move_forward)
         db_path(path, sizeof(path));
         struct store *st = NULL;
         CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
-        struct store_satellite sat = { .id = "sat-local-1", .region = "local", .version = "0.3",
-                                       .last_heartbeat_ms = 2000, .first_seen_ms = 2000 };
+        struct store_satellite sat = {.id = "sat-local-1",
+                                      .region = "local",
+                                      .version = "0.3",
+                                      .last_heartbeat_ms = 2000,
+                                      .first_seen_ms = 2000};
         CHECK_EQ(store_satellite_upsert(st, &sat), 1);
         sat.last_heartbeat_ms = 1000; /* replayed from the topic */
         CHECK_EQ(store_satellite_upsert(st, &sat), 0);
