@@ -934,18 +934,23 @@ def write_report(path, started, elapsed, reps, machine, starts, idle_rss, matrix
         with open(notes) as f:
             out(f.read().rstrip())
         out("")
-    text = "\n".join(L)
-    # bench/group_run.py and bench/lb_run.py write their own sections; keep them.
-    for title in (GROUPS_SECTION, LB_SECTION):
-        kept = report_section(path, title)
-        if kept:
-            text = splice_section(text, kept, title)
+    text = keep_other_sections("\n".join(L), path)
     with open(path, "w") as f:
         f.write(text)
 
 
-GROUPS_SECTION = "## Consumer groups"
-LB_SECTION = "## Load balancer"
+def keep_other_sections(text, path):
+    """<text> (this runner's report) with every "## " section of the report now at <path>
+    that <text> does not have itself: the sections other runners (bench/group_run.py,
+    bench/lb_run.py, bench/tenancy_run.py, ...) wrote, kept as they are, in the order
+    they had, before "## How to reproduce"."""
+    if not os.path.exists(path):
+        return text
+    own = {x for x in text.split("\n") if x.startswith("## ")}
+    for title in [x for x in open(path).read().split("\n") if x.startswith("## ")]:
+        if title not in own:
+            text = splice_section(text, report_section(path, title), title)
+    return text
 
 
 def report_section(path, title):
