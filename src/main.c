@@ -5,6 +5,7 @@
 #include "broker/main.h"
 #include "cli/cli.h"
 #include "lb/main.h"
+#include "mothership/main.h"
 #include "satellite/main.h"
 #include "up/up.h"
 #include "kafka/api.h"
@@ -41,6 +42,7 @@ static const struct command {
 } commands[] = {
         { "broker", broker_main, "run a Kafka-protocol broker" },
         { "lb", lb_main, "run the layer-4 load balancer (docs/lb.md)" },
+        { "mothership", mothership_main, "run the control plane: REST API, store, placement, PSCs (docs/api.md)" },
         { "groups", groups_main, "list and describe consumer groups and their lag" },
         { "up", up_main, "run broker, mothership and a local satellite on this machine (docs/cli.md)" },
         { "cluster", cluster_main, "create, list, describe, update and delete logical clusters" },

@@ -21,6 +21,7 @@
 
 #define DEFAULT_MAX_CONNECTIONS 64
 #define DEFAULT_TIMEOUT_S 10
+#define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define LISTEN_BACKLOG 64
 /* The longest the loop waits before running libmicrohttpd without an event, even when it
  * asks for no timeout (belt and braces: a missed wake-up costs at most this). */
@@ -37,7 +38,46 @@ struct http_server {
         char addr[INET6_ADDRSTRLEN + 8]; /* bound "ip:port" */
         int port;
         char *not_found_hint;         /* "try /metrics or /healthz" */
+        http_handler_fn *handler;     /* NULL: serve <routes> */
+        size_t max_body_bytes;
 };
+
+/* A request being read, for a handler: libmicrohttpd calls on_request once with the
+ * headers, once per chunk of body, and once more when the body is complete. */
+struct pending {
+        struct buf body;
+        bool too_large;
+};
+
+void http_reply_header(struct http_reply *reply, const char *name, const char *value)
+{
+        if (reply->nheaders >= HTTP_REPLY_MAX_HEADERS) {
+                log_warn("response header dropped (more than %d): %s", HTTP_REPLY_MAX_HEADERS, name);
+                return;
+        }
+        reply->headers[reply->nheaders].name = xstrdup(name);
+        reply->headers[reply->nheaders].value = xstrdup(value);
+        reply->nheaders++;
+}
+
+static void reply_free_headers(struct http_reply *reply)
+{
+        for (size_t i = 0; i < reply->nheaders; i++) {
+                free(reply->headers[i].name);
+                free(reply->headers[i].value);
+        }
+        reply->nheaders = 0;
+}
+
+const char *http_server_header(const struct http_server_request *req, const char *name)
+{
+        return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_server_query(const struct http_server_request *req, const char *name)
+{
+        return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
 
 static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
@@ -47,9 +87,10 @@ static void mhd_log(void *arg, const char *fmt, va_list ap)
         log_warn("libmicrohttpd: %s", line);
 }
 
-/* Queues <len> bytes of <body> (taken; NULL when empty) with <status>. */
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
-                               size_t len)
+/* Queues <len> bytes of <body> (taken; NULL when empty) with <status> and the headers of
+ * <extra> (may be NULL; its headers are freed). */
+static enum MHD_Result respond_with(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                                    size_t len, struct http_reply *extra)
 {
         struct MHD_Response *resp;
         if (len == 0) {
@@ -60,14 +101,28 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
                 if (!resp)
                         free(body);
         }
-        if (!resp)
+        if (!resp) {
+                if (extra)
+                        reply_free_headers(extra);
                 return MHD_NO;
+        }
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-        if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        if (status == MHD_HTTP_METHOD_NOT_ALLOWED && !extra)
                 MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET");
+        if (extra) {
+                for (size_t i = 0; i < extra->nheaders; i++)
+                        MHD_add_response_header(resp, extra->headers[i].name, extra->headers[i].value);
+                reply_free_headers(extra);
+        }
         enum MHD_Result rc = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         return rc;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                               size_t len)
+{
+        return respond_with(conn, status, type, body, len, NULL);
 }
 
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, char *text)
@@ -75,13 +130,64 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status
         return respond(conn, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-/* Every request is answered on its first call, before any body is read: only GET is
- * served, and a GET carries no body we would use. */
+/* With a handler: collects the body (dropping what is past the cap), then calls the
+ * handler once the body is complete. */
+static enum MHD_Result on_handler_request(struct http_server *srv, struct MHD_Connection *conn, const char *url,
+                                          const char *method, const char *upload_data,
+                                          size_t *upload_data_size, void **con_cls)
+{
+        struct pending *p = *con_cls;
+        if (!p) {
+                p = xcalloc(1, sizeof(*p));
+                buf_init(&p->body);
+                *con_cls = p;
+                return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+                if (!p->too_large && p->body.len + *upload_data_size > srv->max_body_bytes) {
+                        p->too_large = true;
+                        buf_reset(&p->body);
+                }
+                if (!p->too_large)
+                        buf_append(&p->body, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+        buf_append(&p->body, "", 1);
+        struct http_server_request req = {
+                .method = method,
+                .path = url,
+                .body = (const char *)p->body.data,
+                .body_len = p->body.len - 1,
+                .body_too_large = p->too_large,
+                .conn = conn,
+        };
+        struct http_reply reply = { .status = MHD_HTTP_OK, .content_type = "text/plain; charset=utf-8" };
+        srv->handler(srv->arg, &req, &reply);
+        return respond_with(conn, reply.status, reply.content_type, reply.body, reply.body ? reply.body_len : 0,
+                            &reply);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        struct pending *p = *con_cls;
+        if (!p)
+                return;
+        buf_deinit(&p->body);
+        free(p);
+        *con_cls = NULL;
+}
+
+/* With a route table every request is answered on its first call, before any body is
+ * read: only GET is served, and a GET carries no body we would use. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
         struct http_server *srv = cls;
+        if (srv->handler)
+                return on_handler_request(srv, conn, url, method, upload_data, upload_data_size, con_cls);
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
                 return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, xstrdup("only GET is served\n"));
         const struct http_route *route = NULL;
@@ -174,12 +280,15 @@ int http_server_start(struct loop *loop, const char *addr, const struct http_rou
         srv->routes = routes;
         srv->nroutes = nroutes;
         srv->arg = arg;
+        srv->handler = opts ? opts->handler : NULL;
+        srv->max_body_bytes = opts && opts->max_body_bytes ? opts->max_body_bytes : DEFAULT_MAX_BODY_BYTES;
         srv->port = net_local_port(fd);
         format_addr(fd, srv->addr, sizeof(srv->addr));
         /* On success libmicrohttpd owns <fd> (MHD_stop_daemon closes it); a failed start
          * leaves it to us. */
         srv->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, srv,
                                        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                                        MHD_OPTION_LISTEN_SOCKET, fd,
                                        MHD_OPTION_CONNECTION_LIMIT, max_connections,
                                        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_END);

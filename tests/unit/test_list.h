@@ -17,5 +17,6 @@ TEST_ENTRY(codec_golden_frames_round_trip)
 TEST_ENTRY(bucket_rate_burst_and_debt)
 TEST_ENTRY(bucket_reconfigure_keeps_tokens_capped)
 TEST_ENTRY(codec_names_map_into_and_out_of_a_namespace)
+#include "test_list_store.h"
 #include "test_list_psc.h"
 #include "test_list_compact.h"

@@ -1,0 +1,8 @@
+/* Unit tests of the mothership store (tests/unit/test_store.c). */
+TEST_ENTRY(store_migrations_apply_in_order_once)
+TEST_ENTRY(store_migrates_an_older_database_forward)
+TEST_ENTRY(store_failed_migration_rolls_back_and_names_the_step)
+TEST_ENTRY(store_records_survive_reopen_and_rollback_leaves_nothing)
+TEST_ENTRY(store_lists_in_creation_order_from_a_cursor)
+TEST_ENTRY(store_idempotency_records_expire)
+TEST_ENTRY(store_satellite_heartbeats_only_move_forward)

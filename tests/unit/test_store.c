@@ -1,0 +1,205 @@
+/* Unit tests of the mothership store (src/mothership/store.h) on a real SQLite file in
+ * test_tmpdir: migrations, WAL, records surviving a reopen, transactions. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mothership/store.h"
+#include "test.h"
+
+static void db_path(char *out, size_t len)
+{
+        snprintf(out, len, "%s/stratus.db", test_tmpdir);
+}
+
+TEST(store_migrations_apply_in_order_once)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_schema_version(st), store_migrations[store_nmigrations - 1].version);
+        char mode[16];
+        CHECK_EQ(store_pragma(st, "journal_mode", mode, sizeof(mode)), 0);
+        CHECK(strcmp(mode, "wal") == 0);
+        store_close(st);
+        /* Reopening applies nothing again (a second CREATE TABLE would fail). */
+        st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_schema_version(st), store_migrations[store_nmigrations - 1].version);
+        store_close(st);
+}
+
+TEST(store_migrates_an_older_database_forward)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        static const struct store_migration v1[] = {
+            {1, "things",
+             "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
+             "INSERT INTO thing (name) VALUES ('kept');"},
+        };
+        static const struct store_migration v2[] = {
+            {1, "things",
+             "CREATE TABLE thing (id INTEGER PRIMARY KEY, name TEXT);"
+             "INSERT INTO thing (name) VALUES ('kept');"},
+            {2, "thing colour", "ALTER TABLE thing ADD COLUMN colour TEXT NOT NULL DEFAULT 'blue';"},
+            {3, "more things", "INSERT INTO thing (name) VALUES ('new');"},
+        };
+        struct store *st = NULL;
+        CHECK_EQ(store_open_with(path, v1, 1, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_schema_version(st), 1);
+        store_close(st);
+        st = NULL;
+        CHECK_EQ(store_open_with(path, v2, 3, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_schema_version(st), 3);
+        store_close(st);
+        /* The old binary refuses the newer file rather than guessing. */
+        st = NULL;
+        CHECK_EQ(store_open_with(path, v1, 1, &st, err, sizeof(err)), -EPROTO);
+        CHECK(st == NULL);
+        CHECK(strstr(err, "version 3") != NULL);
+}
+
+TEST(store_failed_migration_rolls_back_and_names_the_step)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        static const struct store_migration steps[] = {
+            {1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);"},
+            {2, "broken", "CREATE TABLE half (id INTEGER); INSERT INTO nowhere VALUES (1);"},
+        };
+        struct store *st = NULL;
+        CHECK_EQ(store_open_with(path, steps, 2, &st, err, sizeof(err)), -EIO);
+        CHECK(strstr(err, "migration 2 (broken)") != NULL);
+        /* Step 1 stayed; step 2's first statement was rolled back with it. */
+        static const struct store_migration fixed[] = {
+            {1, "things", "CREATE TABLE thing (id INTEGER PRIMARY KEY);"},
+            {2, "fixed", "CREATE TABLE half (id INTEGER);"},
+        };
+        CHECK_EQ(store_open_with(path, fixed, 2, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_schema_version(st), 2);
+        store_close(st);
+}
+
+static void fill_lkc(struct store_lkc *lkc, const char *id, const char *pkc_id)
+{
+        memset(lkc, 0, sizeof(*lkc));
+        snprintf(lkc->id, sizeof(lkc->id), "%s", id);
+        snprintf(lkc->name, sizeof(lkc->name), "name-%s", id);
+        snprintf(lkc->region, sizeof(lkc->region), "local");
+        snprintf(lkc->type, sizeof(lkc->type), "basic");
+        snprintf(lkc->pkc_id, sizeof(lkc->pkc_id), "%s", pkc_id);
+        lkc->ingress_mbps = 10;
+        lkc->egress_mbps = 30;
+        lkc->partitions = 100;
+        lkc->first_generation = 1;
+        lkc->resource_version = 1;
+}
+
+TEST(store_records_survive_reopen_and_rollback_leaves_nothing)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        struct store_lkc lkc;
+        CHECK_EQ(store_begin(st), 0);
+        fill_lkc(&lkc, "lkc-aaaaaa", "pkc-aaaaaa");
+        CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+        CHECK_EQ(store_psc_put(st, "pkc-aaaaaa", 1, "{}"), 0);
+        CHECK_EQ(store_commit(st), 0);
+        /* A transaction that is not committed leaves nothing behind. */
+        CHECK_EQ(store_begin(st), 0);
+        fill_lkc(&lkc, "lkc-bbbbbb", "pkc-aaaaaa");
+        CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+        store_rollback(st);
+        fill_lkc(&lkc, "lkc-aaaaaa", "pkc-aaaaaa");
+        CHECK_EQ(store_lkc_insert(st, &lkc), -EEXIST);
+        store_close(st);
+
+        st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        struct store_lkc got;
+        CHECK_EQ(store_lkc_get(st, "lkc-aaaaaa", &got), 0);
+        CHECK(strcmp(got.name, "name-lkc-aaaaaa") == 0);
+        CHECK_EQ(got.partitions, 100);
+        CHECK_EQ(store_lkc_get(st, "lkc-bbbbbb", &got), -ENOENT);
+        store_close(st);
+}
+
+TEST(store_lists_in_creation_order_from_a_cursor)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        const char *ids[] = {"lkc-zzzzzz", "lkc-aaaaaa", "lkc-mmmmmm", "lkc-bbbbbb"};
+        for (size_t i = 0; i < 4; i++) {
+                struct store_lkc lkc;
+                fill_lkc(&lkc, ids[i], i % 2 ? "pkc-one111" : "pkc-two222");
+                CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+        }
+        struct store_lkc *page = NULL;
+        CHECK_EQ(store_lkc_list(st, NULL, 0, 3, &page), 3);
+        CHECK(strcmp(page[0].id, "lkc-zzzzzz") == 0 && strcmp(page[2].id, "lkc-mmmmmm") == 0);
+        int64_t cursor = page[2].seq;
+        free(page);
+        CHECK_EQ(store_lkc_list(st, NULL, cursor, 3, &page), 1);
+        CHECK(strcmp(page[0].id, "lkc-bbbbbb") == 0);
+        free(page);
+        CHECK_EQ(store_lkc_list(st, "pkc-one111", 0, 0, &page), 2);
+        CHECK(strcmp(page[0].id, "lkc-aaaaaa") == 0 && strcmp(page[1].id, "lkc-bbbbbb") == 0);
+        free(page);
+        store_close(st);
+}
+
+TEST(store_idempotency_records_expire)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        CHECK_EQ(store_idem_put(st, "POST /v1/clusters", "k1", "h1", 202, "{\"id\":1}", 1000), 0);
+        CHECK_EQ(store_idem_put(st, "POST /v1/clusters", "k2", "h2", 202, "{\"id\":2}", 5000), 0);
+        char hash[65];
+        unsigned status = 0;
+        char *resp = NULL;
+        CHECK_EQ(store_idem_get(st, "POST /v1/clusters", "k1", hash, &status, &resp), 0);
+        CHECK_EQ(status, 202);
+        CHECK(strcmp(hash, "h1") == 0 && strcmp(resp, "{\"id\":1}") == 0);
+        free(resp);
+        CHECK_EQ(store_idem_get(st, "POST /v1/other", "k1", hash, &status, &resp), -ENOENT);
+        CHECK_EQ(store_idem_purge(st, 2000), 1);
+        CHECK_EQ(store_idem_get(st, "POST /v1/clusters", "k1", hash, &status, &resp), -ENOENT);
+        CHECK_EQ(store_idem_get(st, "POST /v1/clusters", "k2", hash, &status, &resp), 0);
+        free(resp);
+        store_close(st);
+}
+
+TEST(store_satellite_heartbeats_only_move_forward)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        struct store_satellite sat = {.id = "sat-local-1",
+                                      .region = "local",
+                                      .version = "0.3",
+                                      .last_heartbeat_ms = 2000,
+                                      .first_seen_ms = 2000};
+        CHECK_EQ(store_satellite_upsert(st, &sat), 1);
+        sat.last_heartbeat_ms = 1000; /* replayed from the topic */
+        CHECK_EQ(store_satellite_upsert(st, &sat), 0);
+        struct store_satellite got;
+        CHECK_EQ(store_satellite_get(st, "sat-local-1", &got), 0);
+        CHECK_EQ(got.last_heartbeat_ms, 2000);
+        struct store_region *regions = NULL;
+        CHECK_EQ(store_region_list(st, 2500, &regions), 1);
+        CHECK(strcmp(regions[0].name, "local") == 0);
+        CHECK_EQ(regions[0].satellites, 1);
+        CHECK_EQ(regions[0].stale_satellites, 1);
+        free(regions);
+        store_close(st);
+}
