@@ -447,7 +447,7 @@ int bus_ensure_topic(struct bus *bus, const char *topic, int partitions, const c
         rd_kafka_resp_err_t terr;
         int rc = create_topic_once(bus, topic, partitions, configs, timeout_ms, &terr, err, err_len);
         if (rc == -EIO && terr == RD_KAFKA_RESP_ERR_INVALID_CONFIG && asks_compaction(configs)) {
-                /* A cluster without log compaction (Stratus brokers today): a topic read
+                /* A cluster without log compaction: a topic read
                  * from the beginning works the same when it keeps everything, compaction
                  * only saves space. Same configs, cleanup.policy replaced by infinite
                  * retention. */

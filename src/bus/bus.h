@@ -31,7 +31,7 @@ void bus_free(struct bus *bus);
 
 /* Creates <topic> with <partitions> and topic configs <configs> (NULL-terminated
  * key, value pairs) unless it exists. Blocks up to <timeout_ms>. Returns 0 or -errno
- * with <err>. A cluster that refuses cleanup.policy=compact (Stratus brokers today) gets
+ * with <err>. A cluster that refuses cleanup.policy=compact (a Kafka without it) gets
  * the topic with retention.ms=-1 and retention.bytes=-1 instead, with a warning: read
  * from the beginning, it holds the same state, only less compactly. */
 int bus_ensure_topic(struct bus *bus, const char *topic, int partitions, const char *const *configs,

@@ -234,7 +234,10 @@ int mothership_main(int argc, char **argv)
                 fprintf(stderr, "stratus mothership: --bootstrap %s: %s\n", bootstrap, err);
                 goto out_loop;
         }
-        static const char *const status_configs[] = {"retention.ms", "-1", NULL};
+        /* Compacted: the newest status per PKC and heartbeat per satellite is what counts;
+         * segments roll every 10 minutes so that older ones can be cleaned. */
+        static const char *const status_configs[] = {"cleanup.policy", "compact", "segment.ms", "600000",
+                                                     "segment.bytes", "4194304", NULL};
         if (bus_ensure_topic(ms.bus, PSC_STATUS_TOPIC, 1, status_configs, STATUS_TOPIC_TIMEOUT_MS, err,
                              sizeof(err)) < 0) {
                 fprintf(stderr, "stratus mothership: cannot create %s on %s: %s\n", PSC_STATUS_TOPIC,

@@ -218,9 +218,10 @@ int provision_ensure_topic(struct mothership *ms, const char *satellite)
                 free(topic);
                 return 0;
         }
-        /* Our broker has no log compaction yet: keep every PSC forever instead
-         * (docs/api.md "Transport"). */
-        static const char *const configs[] = {"retention.ms", "-1", NULL};
+        /* Compacted: the newest PSC per PKC (docs/api.md "Transport"). A tombstone a
+         * satellite misses (down longer than delete.retention.ms) is still honoured: it
+         * deletes every PKC the topic no longer names once it has read it all. */
+        static const char *const configs[] = {"cleanup.policy", "compact", "segment.ms", "3600000", NULL};
         char err[512];
         int rc = bus_ensure_topic(ms->bus, topic, 1, configs, ENSURE_TOPIC_TIMEOUT_MS, err, sizeof(err));
         if (rc < 0)
