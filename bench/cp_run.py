@@ -1017,8 +1017,10 @@ def readings(st):
                  "`stratus.status` (docs/api.md, \"Consistency\"), and here 20 clients each poll every 10 ms "
                  "(up to 2,000 GETs/s on top of the POSTs), so a status the satellite reported at p50 %s ms is "
                  "taken in %.0f ms later (p50), and POST p50 rises from %s to %s ms. The satellite itself applies "
-                 "the 20 PSC changes in order, a few ms each." % (
-                     fmt(sg("basic_concurrent", "sat_run")), lag, ms_(b["post_s"]["p50"]), ms_(bc["post_s"]["p50"])))
+                 "the 20 PSC changes in order, a few ms each. The client's part (p50 %s ms) is 20 librdkafka "
+                 "producers connecting and authenticating at once from Python threads on the same 2 cores." % (
+                     fmt(sg("basic_concurrent", "sat_run")), lag, ms_(b["post_s"]["p50"]), ms_(bc["post_s"]["p50"]),
+                     ms_(bc["client_s"]["p50"])))
     if d:
         R.append("**A new PKC** starts a broker and a `stratus lb`. Two fixed intervals shape its tail: (1) after "
                  "`start-broker` and `start-lb` the operator looks again only on its busy timer, "
@@ -1035,10 +1037,18 @@ def readings(st):
                  "remove that step; the start itself (PSC to `mark-applied`) is about %s ms." % (
                      ms_(d["client_s"]["p99"]), ms_(dc["client_s"]["p99"]) if dc else "n/a",
                      fmt((sg("dedicated_sequential", "applied") or 0) - (sg("dedicated_sequential", "psc_recv") or 0))))
+    if dc and dc.get("stages_ms"):
+        R.append("**Twenty new PKCs at once** queue in the satellite: it reads and applies PSCs on its one loop "
+                 "thread, and each new PKC's steps (port allocation, three files, fork/exec of a broker and of a "
+                 "balancer) run before the next PSC is read, so the PSC is read at p50 %s ms (p99 %s) and applied "
+                 "at p50 %s ms (p99 %s), against %s and %s one at a time; the 100 ms and 200 ms steps above come "
+                 "on top." % (fmt(sg("dedicated_concurrent", "psc_recv")), fmt(sg("dedicated_concurrent", "psc_recv", "p99")),
+                              fmt(sg("dedicated_concurrent", "applied")), fmt(sg("dedicated_concurrent", "applied", "p99")),
+                              fmt(sg("dedicated_sequential", "psc_recv")), fmt(sg("dedicated_sequential", "applied"))))
     w = p1.get("warmup")
     if w and w.get("stages_ms"):
-        R.append("**The very first cluster** (the warm-up) took %s ms to running: its PSC, produced %s ms after the "
-                 "POST began, reached the satellite only at %s ms, while every later PSC takes a few ms. An "
+        R.append("**The very first cluster** (the warm-up) took %s ms to running: its PSC, written by the mothership "
+                 "%s ms after the POST began, reached the satellite only at %s ms, while every later PSC takes a few ms. An "
                  "independent consumer of `psc.sat-local-1` (fetch.wait.max.ms 5) sees the first record just as "
                  "late, and the record's CreateTime is stamped ~5 ms after the POST, so the wait is in the "
                  "mothership's idempotent producer (src/bus/bus.c) on its first produce to a topic it has not "
