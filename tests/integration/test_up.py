@@ -240,8 +240,6 @@ def leftovers_of(data_dir, lkc_id):
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="the satellite does not yet delete the topics of a tenant removed from a "
-                                       "multi-tenant PKC (broker-<n>/log/<lkc>_<topic>-<p> stay)")
 def test_up_deleted_cluster_data_is_gone(up):
     up.start()
     other = up.cli_json("cluster", "create", "stays", "--region", "local", "--ingress", "5", "--egress", "5",
