@@ -272,6 +272,7 @@ def test_e2e_mothership_kill9_mid_creation_converges_each_cluster_once(up):
     for t in threads:
         t.join(70)
     assert all(ids), f"every creation answered after retries: {ids}"
+    print(f"attempts refused or cut by the kill, per request: {failed_attempts}")
     assert sum(failed_attempts) >= 1, "the kill hit requests in flight or after it"
     new_pid = pid_of(up, "mothership")
     assert new_pid and new_pid != old_pid, "`stratus up` restarted the mothership"
@@ -362,6 +363,7 @@ def test_e2e_broker_kill9_degraded_then_running_and_producer_recovers(up):
         wait_until(lambda: ("degraded", "degraded") in phases, 20, f"degraded after the kill: {phases}")
         wait_until(lambda: phases[-1] == ("running", "running") and
                    phases.index(("degraded", "degraded")) < len(phases) - 1, 30, f"running again: {phases}")
+        print(f"phases (pkc, lkc) seen: {phases}")
         new = data_plane_pids(up, pkc)["broker-0"]
         assert new != broker and alive(new), "the broker was restarted"
         prod.wait_more(200, 30, "deliveries after the broker came back")
