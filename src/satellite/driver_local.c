@@ -276,11 +276,13 @@ static void supervise(struct proc *p, const char *what, int port, const char *ho
 /* Whether broker <b> runs with <tenants> (the text of <path>, equal to the file): it was
  * started with it or SIGHUPed after it was written, a moment ago; or the file is old
  * enough that the broker's own check has read it. */
-static bool tenants_in_force(const struct sat_broker *b, const char *tenants, const char *path, int64_t now_ms)
+static bool tenants_in_force(const struct sat_broker *b, const char *tenants, const char *path,
+                             int64_t now_ms)
 {
         if (b->proc.pid <= 0)
                 return false;
-        if (b->tenants_loaded_hash == proc_hash(tenants) && now_ms - b->tenants_loaded_ms >= TENANTS_SIGHUP_SETTLE_MS)
+        if (b->tenants_loaded_hash == proc_hash(tenants) &&
+            now_ms - b->tenants_loaded_ms >= TENANTS_SIGHUP_SETTLE_MS)
                 return true;
         struct stat st;
         if (stat(path, &st) < 0)
@@ -328,8 +330,8 @@ void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *vie
                 char *tenants = psc_tenants_file(psc);
                 char *tenants_path = broker_path(drv, pkc->id, i, "tenants.json");
                 b->tenants_matches = file_is(tenants_path, tenants);
-                b->tenants_in_force = b->tenants_matches &&
-                                      tenants_in_force(&pkc->brokers[i], tenants, tenants_path, now_ms);
+                b->tenants_in_force =
+                    b->tenants_matches && tenants_in_force(&pkc->brokers[i], tenants, tenants_path, now_ms);
                 free(tenants_path);
                 free(tenants);
         }
@@ -655,7 +657,8 @@ static void sweep_topics(struct sweep *sw, struct kafka_client *c, int n, struct
                 sweep_error(sw, n, "Metadata failed: %s", strerror(-rc));
                 return;
         }
-        struct kafka_str *names = kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(mresp.topics_count, 1));
+        struct kafka_str *names =
+            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(mresp.topics_count, 1));
         if (!names) {
                 sweep_error(sw, n, "Metadata answer too large");
                 return;
@@ -683,8 +686,8 @@ static void sweep_topics(struct sweep *sw, struct kafka_client *c, int n, struct
                 const struct delete_topics_response_deletable_topic_result *r = &dresp.responses[i];
                 if (r->error_code == KAFKA_NONE) {
                         sw->topics++;
-                        log_info("pkc=%s step=delete-tenant-data broker=%d topic=%.*s deleted", sw->psc->id, n,
-                                 (int)r->name.len, r->name.ptr);
+                        log_info("pkc=%s step=delete-tenant-data broker=%d topic=%.*s deleted", sw->psc->id,
+                                 n, (int)r->name.len, r->name.ptr);
                 } else if (r->error_code != KAFKA_UNKNOWN_TOPIC_OR_PARTITION) {
                         sweep_error(sw, n, "cannot delete topic %.*s: %s", (int)r->name.len, r->name.ptr,
                                     kafka_error_name(r->error_code));
@@ -704,7 +707,8 @@ static void sweep_groups(struct sweep *sw, struct kafka_client *c, int n, struct
                             rc < 0 ? strerror(-rc) : kafka_error_name(lresp.error_code));
                 return;
         }
-        struct kafka_str *names = kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(lresp.groups_count, 1));
+        struct kafka_str *names =
+            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(lresp.groups_count, 1));
         if (!names) {
                 sweep_error(sw, n, "ListGroups answer too large");
                 return;
@@ -731,8 +735,8 @@ static void sweep_groups(struct sweep *sw, struct kafka_client *c, int n, struct
                 const struct delete_groups_response_deletable_group_result *r = &dresp.results[i];
                 if (r->error_code == KAFKA_NONE) {
                         sw->groups++;
-                        log_info("pkc=%s step=delete-tenant-data broker=%d group=%.*s deleted", sw->psc->id, n,
-                                 (int)r->group_id.len, r->group_id.ptr);
+                        log_info("pkc=%s step=delete-tenant-data broker=%d group=%.*s deleted", sw->psc->id,
+                                 n, (int)r->group_id.len, r->group_id.ptr);
                 } else if (r->error_code == KAFKA_NON_EMPTY_GROUP) {
                         /* Its members' connections closed with their key; they leave when
                          * their session times out. Not a failure: the next sweep deletes it. */
@@ -775,7 +779,8 @@ static void step_delete_tenant_data(struct driver *drv, struct sat_pkc *pkc, int
                 kafka_client_close(c);
         }
         if (sw.errs.len) {
-                char *msg = xasprintf("cannot delete the data of removed tenants (retrying): %s", buf_text(&sw.errs));
+                char *msg =
+                    xasprintf("cannot delete the data of removed tenants (retrying): %s", buf_text(&sw.errs));
                 if (!pkc->data_error || strcmp(pkc->data_error, msg) != 0)
                         log_warn("pkc=%s step=delete-tenant-data failed: %s", pkc->id, msg);
                 free(pkc->data_error);
