@@ -39,6 +39,8 @@ build/$(1)/stratus: build/$(1)/src/main.o build/$(1)/libstratus.a
 build/$(1)/unit_tests: $$(TEST_SRC:%.c=build/$(1)/%.o) build/$(1)/libstratus.a
 	$$(CC) $$($(1)_CFLAGS) -o $$@ $$^ $$(LIBS)
 endef
+# The OpenAPI document is embedded with .incbin, which the compiler's dependency files miss.
+build/release/src/mothership/openapi.o build/asan/src/mothership/openapi.o: src/mothership/openapi.json
 $(eval $(call variant,release))
 $(eval $(call variant,asan))
 build/asan/tests/%.o build/release/tests/%.o: INC += -Itests/unit
@@ -55,9 +57,11 @@ check: gen-check test itest
 
 gen:
 	$(PYTHON) tools/kafka_codegen.py --spec $(SPEC) --apis tools/kafka_apis.txt --out src/kafka/gen
+	$(PYTHON) src/psc/gen_policy.py
 
 gen-check:
 	$(PYTHON) tools/kafka_codegen.py --spec $(SPEC) --apis tools/kafka_apis.txt --out src/kafka/gen --check
+	$(PYTHON) src/psc/gen_policy.py --check
 
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build/fuzz/fuzz_request: tests/fuzz/fuzz_request.c $(LIB_SRC)

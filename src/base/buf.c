@@ -1,6 +1,8 @@
 /* Growable byte buffer. */
 #include "base/buf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,4 +54,19 @@ void buf_consume(struct buf *b, size_t n)
 void buf_reset(struct buf *b)
 {
         b->len = 0;
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n <= 0)
+                return;
+        char *dst = (char *)buf_reserve(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf(dst, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
 }

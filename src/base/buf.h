@@ -19,5 +19,7 @@ void buf_append(struct buf *b, const void *p, size_t len);
 /* Drops the first <n> bytes, keeping the rest. */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+/* Appends printf-style text (no NUL is appended). */
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

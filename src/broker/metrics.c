@@ -18,27 +18,10 @@
 #include "http/server.h"
 #include "kafka/api.h"
 
-static void putf(struct buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void putf(struct buf *out, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n <= 0)
-                return;
-        char *dst = (char *)buf_reserve(out, (size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(dst, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        out->len += (size_t)n;
-}
-
 /* One metric family's header. <help> is a constant without backslashes or newlines. */
 static void family(struct buf *out, const char *name, const char *type, const char *help)
 {
-        putf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Appends <s> as a label value: backslash, double quote and newline escaped. */
@@ -59,9 +42,9 @@ static void put_label_value(struct buf *out, const char *s)
 /* "<name>{<label>="<value>"} <v>\n" */
 static void sample_labeled(struct buf *out, const char *name, const char *label, const char *value, uint64_t v)
 {
-        putf(out, "%s{%s=\"", name, label);
+        buf_printf(out, "%s{%s=\"", name, label);
         put_label_value(out, value);
-        putf(out, "\"} %llu\n", (unsigned long long)v);
+        buf_printf(out, "\"} %llu\n", (unsigned long long)v);
 }
 
 void broker_metrics_text(struct broker *broker, struct buf *out)
@@ -100,14 +83,14 @@ void broker_metrics_text(struct broker *broker, struct buf *out)
                 partitions += (uint64_t)topic->partition_count;
         }
         family(out, "stratus_broker_topics", "gauge", "Topics.");
-        putf(out, "stratus_broker_topics %llu\n", (unsigned long long)topics);
+        buf_printf(out, "stratus_broker_topics %llu\n", (unsigned long long)topics);
         family(out, "stratus_broker_partitions", "gauge", "Partitions of all topics.");
-        putf(out, "stratus_broker_partitions %llu\n", (unsigned long long)partitions);
+        buf_printf(out, "stratus_broker_partitions %llu\n", (unsigned long long)partitions);
 
         family(out, "stratus_broker_bytes_in_total", "counter", "Bytes read from client connections.");
-        putf(out, "stratus_broker_bytes_in_total %llu\n", (unsigned long long)broker->bytes_in);
+        buf_printf(out, "stratus_broker_bytes_in_total %llu\n", (unsigned long long)broker->bytes_in);
         family(out, "stratus_broker_bytes_out_total", "counter", "Bytes written to client connections.");
-        putf(out, "stratus_broker_bytes_out_total %llu\n", (unsigned long long)broker->bytes_out);
+        buf_printf(out, "stratus_broker_bytes_out_total %llu\n", (unsigned long long)broker->bytes_out);
 
         tenancy_metrics(broker, out);
 }

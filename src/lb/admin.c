@@ -17,17 +17,6 @@ struct lb_admin {
         struct http_server *server;
 };
 
-static void printfb(struct buf *b, const char *fmt, ...)
-{
-        char line[1024];
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(line, sizeof(line), fmt, ap);
-        va_end(ap);
-        if (n > 0)
-                buf_append(b, line, (size_t)MIN(n, (int)sizeof(line) - 1));
-}
-
 /* Listeners that were removed but still drain are left out: their name may be in use
  * again, and Prometheus refuses two series with the same labels; their connections are
  * counted in stratus_lb_draining_connections. */
@@ -35,68 +24,68 @@ char *lb_metrics_text(const struct lb *lb)
 {
         struct buf b;
         buf_init(&b);
-        printfb(&b, "# HELP stratus_lb_connections_total Connections accepted.\n# TYPE stratus_lb_connections_total counter\n");
+        buf_printf(&b, "# HELP stratus_lb_connections_total Connections accepted.\n# TYPE stratus_lb_connections_total counter\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
                 if (l->removed)
                         continue;
-                printfb(&b, "stratus_lb_connections_total{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->accepted);
+                buf_printf(&b, "stratus_lb_connections_total{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->accepted);
         }
-        printfb(&b, "# HELP stratus_lb_connections_active Connections open now.\n# TYPE stratus_lb_connections_active gauge\n");
+        buf_printf(&b, "# HELP stratus_lb_connections_active Connections open now.\n# TYPE stratus_lb_connections_active gauge\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
                 if (l->removed)
                         continue;
-                printfb(&b, "stratus_lb_connections_active{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->active);
+                buf_printf(&b, "stratus_lb_connections_active{listener=\"%s\"} %lld\n", l->cfg.name, (long long)l->active);
         }
-        printfb(&b, "# HELP stratus_lb_connections_rejected_total Connections closed at once.\n"
+        buf_printf(&b, "# HELP stratus_lb_connections_rejected_total Connections closed at once.\n"
                     "# TYPE stratus_lb_connections_rejected_total counter\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
                 if (l->removed)
                         continue;
-                printfb(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"no_target\"} %lld\n",
+                buf_printf(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"no_target\"} %lld\n",
                         l->cfg.name, (long long)l->rejected_no_target);
-                printfb(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"max_connections\"} %lld\n",
+                buf_printf(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"max_connections\"} %lld\n",
                         l->cfg.name, (long long)l->rejected_max);
-                printfb(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"connect_failed\"} %lld\n",
+                buf_printf(&b, "stratus_lb_connections_rejected_total{listener=\"%s\",reason=\"connect_failed\"} %lld\n",
                         l->cfg.name, (long long)l->rejected_connect);
         }
-        printfb(&b, "# HELP stratus_lb_bytes_total Bytes relayed (in: client to target).\n# TYPE stratus_lb_bytes_total counter\n");
+        buf_printf(&b, "# HELP stratus_lb_bytes_total Bytes relayed (in: client to target).\n# TYPE stratus_lb_bytes_total counter\n");
         for (const struct lb_listener *l = lb->listeners; l; l = l->next) {
                 if (l->removed)
                         continue;
-                printfb(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"in\"} %lld\n", l->cfg.name,
+                buf_printf(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"in\"} %lld\n", l->cfg.name,
                         (long long)l->bytes_in);
-                printfb(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"out\"} %lld\n", l->cfg.name,
+                buf_printf(&b, "stratus_lb_bytes_total{listener=\"%s\",direction=\"out\"} %lld\n", l->cfg.name,
                         (long long)l->bytes_out);
         }
-        printfb(&b, "# HELP stratus_lb_target_up 1 when the target takes new connections.\n# TYPE stratus_lb_target_up gauge\n");
+        buf_printf(&b, "# HELP stratus_lb_target_up 1 when the target takes new connections.\n# TYPE stratus_lb_target_up gauge\n");
         const char *key;
         void *value;
         for (size_t i = 0; map_next(&lb->targets, &i, &key, &value);) {
                 const struct lb_target *t = value;
                 if (t->listener_refs > 0)
-                        printfb(&b, "stratus_lb_target_up{target=\"%s\"} %d\n", t->addr.text, t->up ? 1 : 0);
+                        buf_printf(&b, "stratus_lb_target_up{target=\"%s\"} %d\n", t->addr.text, t->up ? 1 : 0);
         }
-        printfb(&b, "# HELP stratus_lb_target_connections_active Connections open to the target.\n"
+        buf_printf(&b, "# HELP stratus_lb_target_connections_active Connections open to the target.\n"
                     "# TYPE stratus_lb_target_connections_active gauge\n");
         for (size_t i = 0; map_next(&lb->targets, &i, &key, &value);) {
                 const struct lb_target *t = value;
-                printfb(&b, "stratus_lb_target_connections_active{target=\"%s\"} %lld\n", t->addr.text,
+                buf_printf(&b, "stratus_lb_target_connections_active{target=\"%s\"} %lld\n", t->addr.text,
                         (long long)t->active);
         }
-        printfb(&b, "# HELP stratus_lb_target_checks_total Health checks.\n# TYPE stratus_lb_target_checks_total counter\n");
+        buf_printf(&b, "# HELP stratus_lb_target_checks_total Health checks.\n# TYPE stratus_lb_target_checks_total counter\n");
         for (size_t i = 0; map_next(&lb->targets, &i, &key, &value);) {
                 const struct lb_target *t = value;
-                printfb(&b, "stratus_lb_target_checks_total{target=\"%s\",result=\"ok\"} %lld\n", t->addr.text,
+                buf_printf(&b, "stratus_lb_target_checks_total{target=\"%s\",result=\"ok\"} %lld\n", t->addr.text,
                         (long long)t->checks_ok);
-                printfb(&b, "stratus_lb_target_checks_total{target=\"%s\",result=\"fail\"} %lld\n", t->addr.text,
+                buf_printf(&b, "stratus_lb_target_checks_total{target=\"%s\",result=\"fail\"} %lld\n", t->addr.text,
                         (long long)t->checks_fail);
         }
-        printfb(&b, "# HELP stratus_lb_reloads_total Configuration reloads.\n# TYPE stratus_lb_reloads_total counter\n");
-        printfb(&b, "stratus_lb_reloads_total{result=\"ok\"} %lld\n", (long long)lb->reloads_ok);
-        printfb(&b, "stratus_lb_reloads_total{result=\"error\"} %lld\n", (long long)lb->reloads_error);
-        printfb(&b, "# HELP stratus_lb_draining_connections Connections of removed targets or listeners.\n"
+        buf_printf(&b, "# HELP stratus_lb_reloads_total Configuration reloads.\n# TYPE stratus_lb_reloads_total counter\n");
+        buf_printf(&b, "stratus_lb_reloads_total{result=\"ok\"} %lld\n", (long long)lb->reloads_ok);
+        buf_printf(&b, "stratus_lb_reloads_total{result=\"error\"} %lld\n", (long long)lb->reloads_error);
+        buf_printf(&b, "# HELP stratus_lb_draining_connections Connections of removed targets or listeners.\n"
                     "# TYPE stratus_lb_draining_connections gauge\n");
-        printfb(&b, "stratus_lb_draining_connections %lld\n", (long long)lb->draining);
+        buf_printf(&b, "stratus_lb_draining_connections %lld\n", (long long)lb->draining);
         buf_append(&b, "", 1);
         return (char *)b.data;
 }

@@ -51,21 +51,13 @@ void provision_random_id(const char *prefix, char *out)
 int provision_load(struct mothership *ms, const char *pkc_id, const char *except_lkc,
                    struct provision_load *out)
 {
-        memset(out, 0, sizeof(*out));
-        struct store_lkc *lkcs = NULL;
-        int n = store_lkc_list(ms->store, pkc_id, 0, 0, &lkcs);
-        if (n < 0)
-                return n;
-        for (int i = 0; i < n; i++) {
-                if (lkcs[i].deleting || (except_lkc && strcmp(lkcs[i].id, except_lkc) == 0))
-                        continue;
-                out->ingress_mbps += lkcs[i].ingress_mbps;
-                out->egress_mbps += lkcs[i].egress_mbps;
-                out->partitions += lkcs[i].partitions;
-                out->tenants++;
-        }
-        free(lkcs);
-        return 0;
+        struct store_load load;
+        int rc = store_pkc_load(ms->store, pkc_id, except_lkc, &load);
+        out->ingress_mbps = load.ingress_mbps;
+        out->egress_mbps = load.egress_mbps;
+        out->partitions = load.partitions;
+        out->tenants = load.tenants;
+        return rc;
 }
 
 /* ---- the partial PSC ------------------------------------------------------------------- */

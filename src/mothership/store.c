@@ -435,6 +435,26 @@ int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int 
         return collect(stmt, sizeof(**out), read_lkc, (void **)out);
 }
 
+int store_pkc_load(struct store *st, const char *pkc_id, const char *except_lkc, struct store_load *out)
+{
+        sqlite3_stmt *stmt;
+        memset(out, 0, sizeof(*out));
+        if (query(st, &stmt,
+                  "SELECT COALESCE(SUM(ingress_mbps), 0), COALESCE(SUM(egress_mbps), 0), "
+                  "COALESCE(SUM(partitions), 0), COUNT(*) FROM lkc WHERE pkc_id = ? AND deleting = 0 AND id != ?",
+                  "ss", pkc_id, except_lkc ? except_lkc : "") < 0)
+                return -EIO;
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
+                out->ingress_mbps = sqlite3_column_double(stmt, 0);
+                out->egress_mbps = sqlite3_column_double(stmt, 1);
+                out->partitions = sqlite3_column_int64(stmt, 2);
+                out->tenants = sqlite3_column_int64(stmt, 3);
+        }
+        sqlite3_finalize(stmt);
+        return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
 /* ---- API keys -------------------------------------------------------------------------- */
 
 #define KEY_COLUMNS                                                                                          \

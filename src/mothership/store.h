@@ -81,6 +81,13 @@ int store_lkc_delete(struct store *st, const char *id);
  * <pkc_id> unless NULL, into *<out> (heap; free()). Returns the count or -EIO. */
 int store_lkc_list(struct store *st, const char *pkc_id, int64_t after_seq, int limit,
                    struct store_lkc **out);
+/* What the LKCs on <pkc_id> that are not being deleted (and are not <except_lkc>, unless
+ * NULL) add up to, summed by SQLite without reading the rows out. Returns 0 or -EIO. */
+struct store_load {
+        double ingress_mbps, egress_mbps;
+        int64_t partitions, tenants;
+};
+int store_pkc_load(struct store *st, const char *pkc_id, const char *except_lkc, struct store_load *out);
 
 /* ---- API keys -------------------------------------------------------------------- */
 

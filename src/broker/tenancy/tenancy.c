@@ -242,17 +242,6 @@ int tenancy_check_partitions(const struct conn *conn, int64_t adding, char *err,
         return -EDQUOT;
 }
 
-static void printfb(struct buf *b, const char *fmt, ...)
-{
-        char line[512];
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(line, sizeof(line), fmt, ap);
-        va_end(ap);
-        if (n > 0)
-                buf_append(b, line, (size_t)MIN(n, (int)sizeof(line) - 1));
-}
-
 /* One metric family: HELP and TYPE, then a sample per tenant. */
 enum family_value {
         FV_BYTES_IN, FV_BYTES_OUT, FV_REQUESTS, FV_THROTTLED, FV_THROTTLE_SECONDS, FV_CONNECTIONS,
@@ -294,7 +283,7 @@ void tenancy_metrics(struct broker *broker, struct buf *out)
         }
         for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
                 const struct family *fam = &families[f];
-                printfb(out, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name, fam->type);
+                buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name, fam->type);
                 const char *key;
                 void *value;
                 for (size_t i = 0; map_next(&broker->tenant_states, &i, &key, &value);) {
@@ -302,7 +291,7 @@ void tenancy_metrics(struct broker *broker, struct buf *out)
                         /* Ids are [A-Za-z0-9-] (tenants.c): no label escaping needed. */
                         switch (fam->value) {
                         case FV_THROTTLE_SECONDS:
-                                printfb(out, "%s{tenant=\"%s\"} %.3f\n", fam->name, ts->id,
+                                buf_printf(out, "%s{tenant=\"%s\"} %.3f\n", fam->name, ts->id,
                                         (double)ts->throttle_ms_total / 1000.0);
                                 continue;
                         default:
@@ -320,7 +309,7 @@ void tenancy_metrics(struct broker *broker, struct buf *out)
                         case FV_PARTITIONS: n = ts->partitions_seen; break;
                         case FV_THROTTLE_SECONDS: break;
                         }
-                        printfb(out, "%s{tenant=\"%s\"} %lld\n", fam->name, ts->id, (long long)n);
+                        buf_printf(out, "%s{tenant=\"%s\"} %lld\n", fam->name, ts->id, (long long)n);
                 }
         }
 }
