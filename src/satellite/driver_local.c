@@ -336,10 +336,14 @@ void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *vie
                 free(tenants);
         }
         if (psc) {
-                char *set = operator_tenant_set(psc);
-                view->tenant_data_due = !pkc->swept_tenants || strcmp(pkc->swept_tenants, set) != 0 ||
+                /* Tenants only added: nothing of theirs to delete, the last sweep still holds. */
+                if (pkc->swept_tenants && !operator_tenants_removed(pkc->swept_tenants, psc)) {
+                        free(pkc->swept_tenants);
+                        pkc->swept_tenants = operator_tenant_set(psc);
+                }
+                view->tenant_data_due = !pkc->swept_tenants ||
+                                        operator_tenants_removed(pkc->swept_tenants, psc) ||
                                         now_ms - pkc->swept_ms >= SWEEP_REPEAT_MS;
-                free(set);
         }
         view->tenant_data_not_before_ms = pkc->sweep_not_before_ms;
         view->tenant_data_error = pkc->data_error != NULL;

@@ -248,3 +248,20 @@ int64_t operator_backoff_ms(int failures)
                 ms *= 2;
         return MIN(ms, 10000);
 }
+
+bool operator_tenants_removed(const char *set, const struct psc *psc)
+{
+        for (const char *p = set; *p;) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+                bool found = false;
+                for (int i = 0; i < psc->ntenants && !found; i++) {
+                        const char *id = psc->tenants[i].id ? psc->tenants[i].id : "";
+                        found = strlen(id) == len && memcmp(id, p, len) == 0;
+                }
+                if (!found)
+                        return true;
+                p = end ? end + 1 : p + len;
+        }
+        return false;
+}

@@ -101,9 +101,13 @@ enum psc_phase operator_phase(const struct op_view *view, const struct psc *psc,
 bool operator_name_tenant(const char *name, size_t len, char id[OP_LKC_ID_LEN + 1]);
 /* Whether <name, len> is data of an LKC that is not a tenant of <psc>: to delete. */
 bool operator_name_is_stale(const struct psc *psc, const char *name, size_t len);
-/* The tenant set of <psc> as one heap string ("lkc-a,lkc-b"): a sweep is due when it
- * differs from the one of the last complete sweep. */
+/* The tenant set of <psc> as one heap string ("lkc-a,lkc-b"), kept from the last
+ * complete sweep. */
 char *operator_tenant_set(const struct psc *psc);
+/* Whether a tenant of <set> (an operator_tenant_set()) is not a tenant of <psc>: then a
+ * sweep is due. Tenants only added need none (they have no data to delete), so a new
+ * LKC's generation is not held back by a sweep. */
+bool operator_tenants_removed(const char *set, const struct psc *psc);
 
 /* Restart backoff after <failures> consecutive deaths: 100 ms doubling, at most 10 s. */
 int64_t operator_backoff_ms(int failures);

@@ -310,7 +310,7 @@ TEST(operator_deletes_only_names_of_lkcs_not_in_the_psc)
         CHECK(stale(&empty, "lkc-abc123_orders"));
 }
 
-TEST(operator_tenant_set_names_every_tenant)
+TEST(operator_tenant_set_and_removals)
 {
         struct psc psc = make_psc(1, 1, "r1");
         char *none = operator_tenant_set(&psc);
@@ -320,6 +320,15 @@ TEST(operator_tenant_set_names_every_tenant)
         psc.ntenants = 2;
         char *both = operator_tenant_set(&psc);
         CHECK_EQ(strcmp(both, "lkc-abc123,lkc-2xy7zq"), 0);
+        /* Only a removal makes a sweep due; an addition or the same set does not. */
+        CHECK(!operator_tenants_removed(both, &psc));
+        CHECK(!operator_tenants_removed("", &psc));
+        CHECK(!operator_tenants_removed("lkc-2xy7zq", &psc));
+        CHECK(operator_tenants_removed("lkc-abc123,lkc-2xy7zq,lkc-zzz999", &psc));
+        CHECK(operator_tenants_removed("lkc-abc12", &psc));
+        psc.ntenants = 1;
+        CHECK(operator_tenants_removed(both, &psc));
+        CHECK(!operator_tenants_removed("lkc-abc123", &psc));
         free(both);
 }
 
