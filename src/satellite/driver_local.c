@@ -21,10 +21,23 @@
 #include "base/clock.h"
 #include "base/fileio.h"
 #include "base/log.h"
+#include "kafka/client.h"
+#include "kafka/errors.h"
+#include "kafka/gen/api_keys.h"
+#include "kafka/gen/messages.h"
 #include "satellite/satellite.h"
 
 #define STOP_TIMEOUT_MS  5000 /* SIGTERM, then SIGKILL */
 #define PROBE_TIMEOUT_MS 100
+/* The tenants file is in force in a broker this long after its SIGHUP (the broker reloads
+ * at the signal, within milliseconds), or this long after the file was written (the
+ * broker also checks the file every second: adopted brokers, a crash before the SIGHUP). */
+#define TENANTS_SIGHUP_SETTLE_MS 100
+#define TENANTS_FILE_SETTLE_MS   1500
+#define SWEEP_TIMEOUT_MS         1000  /* connect and each request of a tenant-data sweep */
+#define SWEEP_BACKOFF_MS         1000  /* after a failed or partial sweep */
+#define SWEEP_REPEAT_MS          60000 /* a complete sweep is repeated this often (level) */
+#define SWEEP_ARENA_BYTES        (16 << 20)
 
 /* ---- paths and files ------------------------------------------------------------- */
 
@@ -260,6 +273,24 @@ static void supervise(struct proc *p, const char *what, int port, const char *ho
         p->healthy = healthy;
 }
 
+/* Whether broker <b> runs with <tenants> (the text of <path>, equal to the file): it was
+ * started with it or SIGHUPed after it was written, a moment ago; or the file is old
+ * enough that the broker's own check has read it. */
+static bool tenants_in_force(const struct sat_broker *b, const char *tenants, const char *path,
+                             int64_t now_ms)
+{
+        if (b->proc.pid <= 0)
+                return false;
+        if (b->tenants_loaded_hash == proc_hash(tenants) &&
+            now_ms - b->tenants_loaded_ms >= TENANTS_SIGHUP_SETTLE_MS)
+                return true;
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return false;
+        int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        return clock_wall_ms() - mtime_ms >= TENANTS_FILE_SETTLE_MS;
+}
+
 void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *view,
                     struct op_proc_view *brokers, int64_t now_ms)
 {
@@ -299,9 +330,23 @@ void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *vie
                 char *tenants = psc_tenants_file(psc);
                 char *tenants_path = broker_path(drv, pkc->id, i, "tenants.json");
                 b->tenants_matches = file_is(tenants_path, tenants);
+                b->tenants_in_force =
+                    b->tenants_matches && tenants_in_force(&pkc->brokers[i], tenants, tenants_path, now_ms);
                 free(tenants_path);
                 free(tenants);
         }
+        if (psc) {
+                /* Tenants only added: nothing of theirs to delete, the last sweep still holds. */
+                if (pkc->swept_tenants && !operator_tenants_removed(pkc->swept_tenants, psc)) {
+                        free(pkc->swept_tenants);
+                        pkc->swept_tenants = operator_tenant_set(psc);
+                }
+                view->tenant_data_due = !pkc->swept_tenants ||
+                                        operator_tenants_removed(pkc->swept_tenants, psc) ||
+                                        now_ms - pkc->swept_ms >= SWEEP_REPEAT_MS;
+        }
+        view->tenant_data_not_before_ms = pkc->sweep_not_before_ms;
+        view->tenant_data_error = pkc->data_error != NULL;
         char what[96];
         snprintf(what, sizeof(what), "pkc=%s lb", pkc->id);
         supervise(&pkc->lb, what, sp ? sp->lb_admin_port : 0, drv->host, now_ms);
@@ -464,6 +509,11 @@ static int step_teardown(struct driver *drv, struct sat_pkc *pkc)
         pkc->was_running = false;
         free(pkc->failed);
         pkc->failed = NULL;
+        free(pkc->swept_tenants);
+        pkc->swept_tenants = NULL;
+        free(pkc->data_error);
+        pkc->data_error = NULL;
+        pkc->sweep_not_before_ms = 0;
         return 0;
 }
 
@@ -498,6 +548,12 @@ static int start_broker(struct driver *drv, struct sat_pkc *pkc, int n, int64_t 
                 p->child = true;
                 p->config_hash = proc_hash(config ? config : "");
                 p->healthy = false;
+                char *tenants_path = broker_path(drv, pkc->id, n, "tenants.json");
+                char *tenants = read_text(tenants_path);
+                pkc->brokers[n].tenants_loaded_hash = tenants ? proc_hash(tenants) : 0;
+                pkc->brokers[n].tenants_loaded_ms = now_ms;
+                free(tenants);
+                free(tenants_path);
                 log_info("pkc=%s step=%s broker=%d pid=%d internal=%s:%d client=%s:%d advertised=%s:%d",
                          pkc->id, step, n, (int)pid, drv->host, ports->internal_port, drv->host,
                          ports->client_port, drv->host, ports->lb_port);
@@ -568,6 +624,193 @@ static int write_step(struct sat_pkc *pkc, const char *dir, const char *path, co
         return 0;
 }
 
+/* ---- the data of removed tenants --------------------------------------------------- */
+
+/* What one sweep found and did, over every broker. */
+struct sweep {
+        const struct psc *psc;
+        int topics;      /* deleted */
+        int groups;      /* deleted */
+        int pending;     /* groups that still have members: deleted by a later sweep */
+        struct buf errs; /* "; "-separated problems, empty: none */
+};
+
+static void sweep_error(struct sweep *sw, int n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sweep_error(struct sweep *sw, int n, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char *msg;
+        if (vasprintf(&msg, fmt, ap) < 0)
+                ASSERT(!"vasprintf");
+        va_end(ap);
+        appendf(&sw->errs, "%sbroker %d: %s", sw->errs.len ? "; " : "", n, msg);
+        free(msg);
+}
+
+/* Lists the topics of broker <n> (on <c>) and deletes those of tenants not in the PSC. */
+static void sweep_topics(struct sweep *sw, struct kafka_client *c, int n, struct kafka_arena *arena)
+{
+        struct metadata_request mreq;
+        metadata_request_init(&mreq);
+        mreq.topics_count = -1; /* every topic */
+        mreq.allow_auto_topic_creation = false;
+        struct metadata_response mresp;
+        int rc = kafka_client_call(c, KAFKA_API_METADATA, 9, &mreq, &mresp, arena);
+        if (rc < 0) {
+                sweep_error(sw, n, "Metadata failed: %s", strerror(-rc));
+                return;
+        }
+        struct kafka_str *names =
+            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(mresp.topics_count, 1));
+        if (!names) {
+                sweep_error(sw, n, "Metadata answer too large");
+                return;
+        }
+        int32_t count = 0;
+        for (int32_t i = 0; i < mresp.topics_count; i++) {
+                struct kafka_str name = mresp.topics[i].name;
+                if (name.len > 0 && operator_name_is_stale(sw->psc, name.ptr, (size_t)name.len))
+                        names[count++] = (struct kafka_str){kafka_str_dup(arena, name), name.len};
+        }
+        if (count == 0)
+                return;
+        struct delete_topics_request dreq;
+        delete_topics_request_init(&dreq);
+        dreq.topic_names = names; /* copies: the Metadata frame is gone after the next call */
+        dreq.topic_names_count = count;
+        dreq.timeout_ms = SWEEP_TIMEOUT_MS;
+        struct delete_topics_response dresp;
+        rc = kafka_client_call(c, KAFKA_API_DELETE_TOPICS, 4, &dreq, &dresp, arena);
+        if (rc < 0) {
+                sweep_error(sw, n, "DeleteTopics of %d topics failed: %s", (int)count, strerror(-rc));
+                return;
+        }
+        for (int32_t i = 0; i < dresp.responses_count; i++) {
+                const struct delete_topics_response_deletable_topic_result *r = &dresp.responses[i];
+                if (r->error_code == KAFKA_NONE) {
+                        sw->topics++;
+                        log_info("pkc=%s step=delete-tenant-data broker=%d topic=%.*s deleted", sw->psc->id,
+                                 n, (int)r->name.len, r->name.ptr);
+                } else if (r->error_code != KAFKA_UNKNOWN_TOPIC_OR_PARTITION) {
+                        sweep_error(sw, n, "cannot delete topic %.*s: %s", (int)r->name.len, r->name.ptr,
+                                    kafka_error_name(r->error_code));
+                }
+        }
+}
+
+/* Lists the groups broker <n> coordinates and deletes those of tenants not in the PSC. */
+static void sweep_groups(struct sweep *sw, struct kafka_client *c, int n, struct kafka_arena *arena)
+{
+        struct list_groups_request lreq;
+        list_groups_request_init(&lreq);
+        struct list_groups_response lresp;
+        int rc = kafka_client_call(c, KAFKA_API_LIST_GROUPS, 4, &lreq, &lresp, arena);
+        if (rc < 0 || lresp.error_code) {
+                sweep_error(sw, n, "ListGroups failed: %s",
+                            rc < 0 ? strerror(-rc) : kafka_error_name(lresp.error_code));
+                return;
+        }
+        struct kafka_str *names =
+            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(lresp.groups_count, 1));
+        if (!names) {
+                sweep_error(sw, n, "ListGroups answer too large");
+                return;
+        }
+        int32_t count = 0;
+        for (int32_t i = 0; i < lresp.groups_count; i++) {
+                struct kafka_str id = lresp.groups[i].group_id;
+                if (id.len > 0 && operator_name_is_stale(sw->psc, id.ptr, (size_t)id.len))
+                        names[count++] = (struct kafka_str){kafka_str_dup(arena, id), id.len};
+        }
+        if (count == 0)
+                return;
+        struct delete_groups_request dreq;
+        delete_groups_request_init(&dreq);
+        dreq.groups_names = names;
+        dreq.groups_names_count = count;
+        struct delete_groups_response dresp;
+        rc = kafka_client_call(c, KAFKA_API_DELETE_GROUPS, 2, &dreq, &dresp, arena);
+        if (rc < 0) {
+                sweep_error(sw, n, "DeleteGroups of %d groups failed: %s", (int)count, strerror(-rc));
+                return;
+        }
+        for (int32_t i = 0; i < dresp.results_count; i++) {
+                const struct delete_groups_response_deletable_group_result *r = &dresp.results[i];
+                if (r->error_code == KAFKA_NONE) {
+                        sw->groups++;
+                        log_info("pkc=%s step=delete-tenant-data broker=%d group=%.*s deleted", sw->psc->id,
+                                 n, (int)r->group_id.len, r->group_id.ptr);
+                } else if (r->error_code == KAFKA_NON_EMPTY_GROUP) {
+                        /* Its members' connections closed with their key; they leave when
+                         * their session times out. Not a failure: the next sweep deletes it. */
+                        sw->pending++;
+                        log_info("pkc=%s step=delete-tenant-data broker=%d group=%.*s still has members: "
+                                 "retried when their sessions time out",
+                                 sw->psc->id, n, (int)r->group_id.len, r->group_id.ptr);
+                } else if (r->error_code != KAFKA_GROUP_ID_NOT_FOUND) {
+                        sweep_error(sw, n, "cannot delete group %.*s: %s", (int)r->group_id.len,
+                                    r->group_id.ptr, kafka_error_name(r->error_code));
+                }
+        }
+}
+
+/* The step: on every broker's INTERNAL listener (PLAINTEXT: every stored name), deletes
+ * the topics and groups named "<lkc-id>_..." of LKCs that are not tenants of the PSC.
+ * Idempotent (what is gone is not found again). A failure sets <pkc->data_error> (the
+ * status says degraded with it) and arms a backoff; a group with members left only arms
+ * the backoff; a complete sweep records the tenant set it was made for. */
+static void step_delete_tenant_data(struct driver *drv, struct sat_pkc *pkc, int64_t now_ms)
+{
+        const struct psc *psc = pkc->desired;
+        struct state_pkc *sp = state_find(drv->state, pkc->id);
+        struct sweep sw = {.psc = psc};
+        buf_init(&sw.errs);
+        for (int n = 0; n < psc->broker_count && sp && n < sp->nbrokers; n++) {
+                char hostport[300];
+                snprintf(hostport, sizeof(hostport), "%s:%d", drv->host, sp->brokers[n].internal_port);
+                struct kafka_client *c;
+                int rc = kafka_client_connect(hostport, SWEEP_TIMEOUT_MS, &c);
+                if (rc < 0) {
+                        sweep_error(&sw, n, "cannot connect to %s: %s", hostport, strerror(-rc));
+                        continue;
+                }
+                struct kafka_arena arena;
+                kafka_arena_init(&arena, SWEEP_ARENA_BYTES);
+                sweep_topics(&sw, c, n, &arena);
+                sweep_groups(&sw, c, n, &arena);
+                kafka_arena_deinit(&arena);
+                kafka_client_close(c);
+        }
+        if (sw.errs.len) {
+                char *msg =
+                    xasprintf("cannot delete the data of removed tenants (retrying): %s", buf_text(&sw.errs));
+                if (!pkc->data_error || strcmp(pkc->data_error, msg) != 0)
+                        log_warn("pkc=%s step=delete-tenant-data failed: %s", pkc->id, msg);
+                free(pkc->data_error);
+                pkc->data_error = msg;
+                pkc->sweep_not_before_ms = now_ms + SWEEP_BACKOFF_MS;
+                buf_deinit(&sw.errs);
+                return;
+        }
+        buf_deinit(&sw.errs);
+        if (pkc->data_error)
+                log_info("pkc=%s step=delete-tenant-data recovered", pkc->id);
+        free(pkc->data_error);
+        pkc->data_error = NULL;
+        if (sw.pending) {
+                pkc->sweep_not_before_ms = now_ms + SWEEP_BACKOFF_MS;
+                return;
+        }
+        if (sw.topics || sw.groups || !pkc->swept_tenants)
+                log_info("pkc=%s step=delete-tenant-data topics=%d groups=%d tenants=%d", pkc->id, sw.topics,
+                         sw.groups, psc->ntenants);
+        free(pkc->swept_tenants);
+        pkc->swept_tenants = operator_tenant_set(psc);
+        pkc->swept_ms = now_ms;
+        pkc->sweep_not_before_ms = 0;
+}
+
 int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *step, int64_t now_ms)
 {
         const struct psc *psc = pkc->desired;
@@ -605,10 +848,13 @@ int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *
                 char *path = broker_path(drv, pkc->id, n, "tenants.json");
                 char *text = psc_tenants_file(psc);
                 rc = write_step(pkc, dir, path, text, "write-tenants", n);
-                struct proc *p = &pkc->brokers[n].proc;
-                if (rc == 0 && p->pid > 0 && kill(p->pid, SIGHUP) == 0)
+                struct sat_broker *b = &pkc->brokers[n];
+                if (rc == 0 && b->proc.pid > 0 && kill(b->proc.pid, SIGHUP) == 0) {
+                        b->tenants_loaded_hash = proc_hash(text);
+                        b->tenants_loaded_ms = now_ms;
                         log_info("pkc=%s step=write-tenants broker=%d sighup pid=%d", pkc->id, n,
-                                 (int)p->pid);
+                                 (int)b->proc.pid);
+                }
                 free(dir);
                 free(path);
                 free(text);
@@ -638,6 +884,9 @@ int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *
         }
         case OP_START_LB:
                 return start_lb(drv, pkc, now_ms);
+        case OP_DELETE_TENANT_DATA:
+                step_delete_tenant_data(drv, pkc, now_ms);
+                return 0;
         case OP_MARK_APPLIED:
                 sp->applied_generation = psc->generation;
                 rc = state_save(drv->state);
@@ -676,6 +925,8 @@ void driver_status(struct driver *drv, struct sat_pkc *pkc, const struct op_view
                 if (!view->lb.healthy)
                         appendf(&b, "%slb %s", b.len ? "; " : "",
                                 view->lb.running ? "not answering" : "not running");
+                if (pkc->data_error)
+                        appendf(&b, "%s%s", b.len ? "; " : "", pkc->data_error);
                 if (b.len)
                         st->message = buf_text(&b);
                 else

@@ -105,6 +105,8 @@ static void free_pkc(struct sat_pkc *pkc)
         free(pkc->brokers);
         free(pkc->failed);
         free(pkc->last_status);
+        free(pkc->swept_tenants);
+        free(pkc->data_error);
         free(pkc->id);
         free(pkc);
 }
@@ -173,6 +175,7 @@ static bool reconcile_pkc(struct satellite *sat, struct sat_pkc *pkc, int64_t no
         bool busy = false;
         for (int i = 0; i < MAX_STEPS_PER_PASS; i++) {
                 driver_observe(&sat->drv, pkc, &view, brokers, now_ms);
+                view.caught_up = sat->caught_up;
                 operator_next_step(&view, psc, &step);
                 if (step.kind == OP_NONE)
                         break;

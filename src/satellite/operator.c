@@ -18,6 +18,7 @@ static const char *const step_names[] = {
     [OP_STOP_BROKER] = "stop-broker",
     [OP_WRITE_LB_CONFIG] = "write-lb-config",
     [OP_START_LB] = "start-lb",
+    [OP_DELETE_TENANT_DATA] = "delete-tenant-data",
     [OP_MARK_APPLIED] = "mark-applied",
 };
 
@@ -49,6 +50,24 @@ static bool others_healthy(const struct op_view *view, int count, int except)
 {
         for (int i = 0; i < count && i < view->nbrokers; i++)
                 if (i != except && !view->brokers[i].healthy)
+                        return false;
+        return true;
+}
+
+static bool all_healthy(const struct op_view *view, int count)
+{
+        if (view->nbrokers < count)
+                return false;
+        for (int i = 0; i < count; i++)
+                if (!view->brokers[i].running || !view->brokers[i].healthy)
+                        return false;
+        return true;
+}
+
+static bool all_tenants_in_force(const struct op_view *view, int count)
+{
+        for (int i = 0; i < count; i++)
+                if (!view->brokers[i].tenants_matches || !view->brokers[i].tenants_in_force)
                         return false;
         return true;
 }
@@ -123,14 +142,70 @@ void operator_next_step(const struct op_view *view, const struct psc *psc, struc
                         return;
                 }
         }
+        /* Removed tenants' data goes once the newest PSC is known and every broker runs
+         * the tenants file without them; while a broker is down the sweep waits for it
+         * without holding back mark-applied (tenant changes must not stall on it). */
+        int64_t sweep_wait_ms = -1;
+        if (view->tenant_data_due && view->caught_up && all_healthy(view, count)) {
+                if (!all_tenants_in_force(view, count)) {
+                        note_wait(&wait_ms, 100);
+                } else if (view->tenant_data_not_before_ms > view->now_ms) {
+                        note_wait(&sweep_wait_ms, view->tenant_data_not_before_ms - view->now_ms);
+                } else {
+                        set(out, OP_DELETE_TENANT_DATA, -1, "data of tenants not in the PSC may remain");
+                        return;
+                }
+        }
         if (wait_ms < 0 && view->applied_generation != psc->generation) {
                 set(out, OP_MARK_APPLIED, -1, "every file and process is in force");
                 return;
         }
+        if (wait_ms < 0)
+                wait_ms = sweep_wait_ms;
         if (wait_ms >= 0) {
                 set(out, OP_WAIT, -1, "backoff or a broker not healthy yet");
                 out->wait_ms = wait_ms;
         }
+}
+
+bool operator_name_tenant(const char *name, size_t len, char id[OP_LKC_ID_LEN + 1])
+{
+        if (len <= OP_LKC_ID_LEN || memcmp(name, "lkc-", 4) != 0 || name[OP_LKC_ID_LEN] != '_')
+                return false;
+        for (int i = 4; i < OP_LKC_ID_LEN; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+                        return false;
+        }
+        memcpy(id, name, OP_LKC_ID_LEN);
+        id[OP_LKC_ID_LEN] = '\0';
+        return true;
+}
+
+bool operator_name_is_stale(const struct psc *psc, const char *name, size_t len)
+{
+        char id[OP_LKC_ID_LEN + 1];
+        if (!operator_name_tenant(name, len, id))
+                return false;
+        for (int i = 0; i < psc->ntenants; i++)
+                if (psc->tenants[i].id && strcmp(psc->tenants[i].id, id) == 0)
+                        return false;
+        return true;
+}
+
+char *operator_tenant_set(const struct psc *psc)
+{
+        size_t len = 1;
+        for (int i = 0; i < psc->ntenants; i++)
+                len += strlen(psc->tenants[i].id ? psc->tenants[i].id : "") + 1;
+        char *out = xmalloc(len);
+        out[0] = '\0';
+        for (int i = 0; i < psc->ntenants; i++) {
+                if (i)
+                        strcat(out, ",");
+                strcat(out, psc->tenants[i].id ? psc->tenants[i].id : "");
+        }
+        return out;
 }
 
 bool operator_accepts(const struct psc *current, const char *applied_revision, int64_t applied_generation,
@@ -160,7 +235,7 @@ enum psc_phase operator_phase(const struct op_view *view, const struct psc *psc,
         for (int i = 0; healthy && i < psc->broker_count; i++)
                 healthy = view->brokers[i].running && view->brokers[i].healthy;
         if (healthy)
-                return PSC_PHASE_RUNNING;
+                return view->tenant_data_error ? PSC_PHASE_DEGRADED : PSC_PHASE_RUNNING;
         return was_running ? PSC_PHASE_DEGRADED : PSC_PHASE_PROVISIONING;
 }
 
@@ -172,4 +247,21 @@ int64_t operator_backoff_ms(int failures)
         for (int i = 1; i < failures && ms < 10000; i++)
                 ms *= 2;
         return MIN(ms, 10000);
+}
+
+bool operator_tenants_removed(const char *set, const struct psc *psc)
+{
+        for (const char *p = set; *p;) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+                bool found = false;
+                for (int i = 0; i < psc->ntenants && !found; i++) {
+                        const char *id = psc->tenants[i].id ? psc->tenants[i].id : "";
+                        found = strlen(id) == len && memcmp(id, p, len) == 0;
+                }
+                if (!found)
+                        return true;
+                p = end ? end + 1 : p + len;
+        }
+        return false;
 }

@@ -26,6 +26,7 @@ struct op_proc_view {
         bool running;                /* a live process of ours (child or adopted) */
         bool started_with_config;    /* running with the config file now on disk */
         bool healthy;                /* answers its health probe */
+        bool tenants_in_force;       /* brokers: the running process has loaded tenants.json as on disk */
         int64_t start_not_before_ms; /* restart backoff: no start before this (monotonic) */
 };
 
@@ -37,7 +38,11 @@ struct op_view {
         int nbrokers;               /* brokers observed (may exceed the PSC's broker_count) */
         const struct op_proc_view *brokers;
         struct op_proc_view lb;
-        int64_t now_ms; /* monotonic */
+        bool caught_up;                    /* the PSC topic was read to its end: the PSC is the newest */
+        bool tenant_data_due;              /* removed tenants' data not swept for this tenant set */
+        int64_t tenant_data_not_before_ms; /* sweep backoff after a failed or partial sweep */
+        bool tenant_data_error;            /* the last sweep failed (status: degraded) */
+        int64_t now_ms;                    /* monotonic */
 };
 
 enum op_step_kind {
@@ -52,7 +57,8 @@ enum op_step_kind {
         OP_STOP_BROKER,     /* a broker beyond broker_count */
         OP_WRITE_LB_CONFIG, /* write lb.conf (the lb reloads it live) */
         OP_START_LB,
-        OP_MARK_APPLIED, /* everything is in force: applied_generation = generation */
+        OP_DELETE_TENANT_DATA, /* delete topics and groups of LKCs not in the PSC */
+        OP_MARK_APPLIED,       /* everything is in force: applied_generation = generation */
 };
 
 struct op_step {
@@ -67,7 +73,10 @@ const char *op_step_name(enum op_step_kind kind);
 
 /* The next step that brings <view> to <psc>. <psc> NULL (no PSC after the topic was read
  * to its end) or deleted means tear down. A broker restart waits until every other broker
- * is healthy (one broker at a time). */
+ * is healthy (one broker at a time). The data of removed tenants is deleted only when
+ * <view->caught_up>, every broker is healthy and has the tenants file in force (so the
+ * removed tenant can no longer recreate it); a sweep in backoff does not hold back
+ * mark-applied. */
 void operator_next_step(const struct op_view *view, const struct psc *psc, struct op_step *out);
 
 /* Whether <incoming> replaces <current> (NULL: none held) as the desired PSC of its PKC,
@@ -78,10 +87,27 @@ bool operator_accepts(const struct psc *current, const char *applied_revision, i
                       const struct psc *incoming);
 
 /* The phase to report: <failed> (a message is set) wins; then deleting when the PSC is
- * deleted or gone; running when every broker and the lb are healthy; degraded when not but
- * <was_running>; else provisioning. */
+ * deleted or gone; running when every broker and the lb are healthy (degraded instead
+ * when <view->tenant_data_error>); degraded when not but <was_running>; else
+ * provisioning. */
 enum psc_phase operator_phase(const struct op_view *view, const struct psc *psc, bool failed,
                               bool was_running);
+
+/* Tenant data. Every topic and group a tenant makes is stored as "<lkc-id>_<name>"
+ * (docs/tenancy.md). The LKC id <name, len> belongs to when it has the form `lkc-` + 6
+ * characters of [a-z0-9] + `_`, copied NUL-terminated to <id>; else false (internal
+ * names, names of tenants that are not LKCs). */
+#define OP_LKC_ID_LEN 10
+bool operator_name_tenant(const char *name, size_t len, char id[OP_LKC_ID_LEN + 1]);
+/* Whether <name, len> is data of an LKC that is not a tenant of <psc>: to delete. */
+bool operator_name_is_stale(const struct psc *psc, const char *name, size_t len);
+/* The tenant set of <psc> as one heap string ("lkc-a,lkc-b"), kept from the last
+ * complete sweep. */
+char *operator_tenant_set(const struct psc *psc);
+/* Whether a tenant of <set> (an operator_tenant_set()) is not a tenant of <psc>: then a
+ * sweep is due. Tenants only added need none (they have no data to delete), so a new
+ * LKC's generation is not held back by a sweep. */
+bool operator_tenants_removed(const char *set, const struct psc *psc);
 
 /* Restart backoff after <failures> consecutive deaths: 100 ms doubling, at most 10 s. */
 int64_t operator_backoff_ms(int failures);
@@ -159,6 +185,9 @@ void state_remove(struct state *st, const char *pkc_id);
 /* One PKC as the satellite runs it. */
 struct sat_broker {
         struct proc proc;
+        uint64_t tenants_loaded_hash; /* hash of the tenants.json the process was started with or
+                                       * SIGHUPed after (0: unknown, e.g. adopted) */
+        int64_t tenants_loaded_ms;    /* when (monotonic) */
 };
 
 struct sat_pkc {
@@ -173,6 +202,10 @@ struct sat_pkc {
         bool reported_deleted; /* the final deleted status was sent */
         char *last_status;     /* last status JSON sent without time (heap), for "on change" */
         int64_t last_status_ms;
+        char *swept_tenants;         /* operator_tenant_set() at the last complete sweep (heap), NULL: none */
+        int64_t swept_ms;            /* when (monotonic) */
+        int64_t sweep_not_before_ms; /* backoff after a failed or partial sweep */
+        char *data_error;            /* why the last sweep failed (heap), NULL: it did not */
 };
 
 struct driver {
@@ -193,11 +226,15 @@ char *driver_lb_config(const struct driver *drv, const struct psc *psc, const st
  * alive, not a zombie); health is probed by the next observation. */
 void driver_adopt(struct driver *drv, struct sat_pkc *pkc);
 /* Fills <view> for <pkc> against its desired PSC: reaps dead children (arming their
- * backoff), probes health, compares files. <brokers> has room for at least
- * MAX(pkc->nbrokers, broker_count) entries. */
+ * backoff), probes health, compares files, says whether a tenant-data sweep is due (the
+ * tenant set changed since the last complete one, none since this satellite started, or
+ * the last is older than a minute). <view->caught_up> is the caller's to set. <brokers>
+ * has room for at least MAX(pkc->nbrokers, broker_count) entries. */
 void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *view,
                     struct op_proc_view *brokers, int64_t now_ms);
-/* Takes <step> for <pkc>. Returns 0, or -errno with <pkc->failed> set. */
+/* Takes <step> for <pkc>. Returns 0, or -errno with <pkc->failed> set. A failed
+ * delete-tenant-data returns 0 with <pkc->data_error> set and a backoff armed instead:
+ * the PKC serves, only its cleanup is behind. */
 int driver_apply(struct driver *drv, struct sat_pkc *pkc, const struct op_step *step, int64_t now_ms);
 /* Stops every process of <pkc> (SIGTERM, then SIGKILL), leaving its data. */
 void driver_stop_all(struct driver *drv, struct sat_pkc *pkc);

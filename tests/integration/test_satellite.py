@@ -23,8 +23,12 @@ LKC = "lkc-aaaaaa"
 SANITIZER = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 
-def psc_doc(generation, keys, revision="rev-1", deleted=False, brokers=1, broker_config=None, pkc=PKC):
-    """A full PSC (docs/psc.md) for one tenant <LKC> with API keys <keys> {key: secret}."""
+def psc_doc(generation, keys, revision="rev-1", deleted=False, brokers=1, broker_config=None, pkc=PKC,
+            tenants=None):
+    """A full PSC (docs/psc.md) for one tenant <LKC> with API keys <keys> {key: secret}, or
+    for <tenants> {lkc id: {key: secret}}."""
+    if tenants is None:
+        tenants = {LKC: keys}
     return {
         "api_version": "stratus/v1",
         "kind": "PhysicalStatefulCluster",
@@ -39,8 +43,9 @@ def psc_doc(generation, keys, revision="rev-1", deleted=False, brokers=1, broker
         "ingress_mbps": 10,
         "egress_mbps": 30,
         "partitions": 100,
-        "tenants": [{"id": LKC, "quotas": {},
-                     "api_keys": [key_entry(k, s) for k, s in sorted(keys.items())]}],
+        "tenants": [{"id": lkc, "quotas": {},
+                     "api_keys": [key_entry(k, s) for k, s in sorted(tkeys.items())]}
+                    for lkc, tkeys in tenants.items()],
         "policy_version": "test-1",
         "broker_version": "stratus-test",
         "broker_count": brokers,
@@ -523,3 +528,103 @@ def test_stop_on_exit_stops_the_data_plane(env):
     assert env.sat.stop() == 0
     assert not any(alive(p) for p in pids)
     assert os.path.exists(env.sat.pkc_dir()), "data is kept"
+
+
+LKC_B = "lkc-bbbbbb"
+TWO = {LKC: {"KEYA": "secret-a"}, LKC_B: {"KEYB": "secret-b"}}
+
+
+def internal_view(sat, pkc=PKC):
+    """(topics, groups) as the operator sees them on broker 0's INTERNAL listener (every
+    stored name, tenants' prefixes included)."""
+    from confluent_kafka.admin import AdminClient
+    state = json.load(open(os.path.join(sat.data, "satellites", SAT_ID, "state.json")))
+    port = state["pkcs"][pkc]["brokers"][0]["internal_port"]
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+    topics = set(admin.list_topics(timeout=10).topics)
+    groups = {g.id for g in admin.list_groups(timeout=10)}
+    return topics, groups
+
+
+def tenant_dirs(sat, lkc, pkc=PKC):
+    return glob.glob(os.path.join(sat.pkc_dir(pkc), "broker-*", "log", f"{lkc}_*"))
+
+
+def use_tenant(bootstrap, user, secret, topic="orders", group="app", stay=False):
+    """Produces to <topic> and consumes it with <group> (offsets committed); with <stay> the
+    consumer is returned still in the group (a member the broker must time out)."""
+    produce_consume(bootstrap, user, secret, topic, n=5)
+    c = Consumer(dict(sasl_conf(bootstrap, user, secret), **{
+        "group.id": group, "auto.offset.reset": "earliest", "session.timeout.ms": 6000}))
+    c.subscribe([topic])
+    got = 0
+    deadline = time.monotonic() + 30
+    while got < 5 and time.monotonic() < deadline:
+        got += sum(1 for m in c.consume(10, 0.5) if m.error() is None)
+    assert got == 5
+    c.commit(asynchronous=False)
+    if stay:
+        return c
+    c.close()
+    return None
+
+
+def test_removed_tenant_data_is_deleted_and_other_tenants_keep_theirs(env):
+    st = provision(env, tenants=TWO)
+    use_tenant(st["bootstrap"], "KEYA", "secret-a")
+    member = use_tenant(st["bootstrap"], "KEYB", "secret-b", stay=True)
+    use_tenant(st["bootstrap"], "KEYB", "secret-b", topic="events", group="idle")
+    topics, groups = internal_view(env.sat)
+    assert {f"{LKC}_orders", f"{LKC_B}_orders", f"{LKC_B}_events"} <= topics
+    assert {f"{LKC}_app", f"{LKC_B}_app", f"{LKC_B}_idle"} <= groups
+    assert tenant_dirs(env.sat, LKC_B)
+    pid = st["brokers"][0]["pid"]
+    try:
+        # lkc-bbbbbb leaves the PKC: its key goes, then its topics and groups.
+        env.send(psc_doc(2, None, tenants={LKC: {"KEYA": "secret-a"}}))
+        env.status.wait(lambda v: v.get("observed_generation") == 2 and running(v), what="generation 2")
+        wait_until(lambda: not tenant_dirs(env.sat, LKC_B), 10, f"the partition dirs of {LKC_B} to go")
+        topics, groups = internal_view(env.sat)
+        assert not any(t.startswith(LKC_B) for t in topics), topics
+        assert f"{LKC_B}_idle" not in groups, groups
+        # The group with a live member goes once the broker timed the member out (its
+        # connection closed with its key); meanwhile the PKC is not degraded for it.
+        wait_until(lambda: f"{LKC_B}_app" not in internal_view(env.sat)[1], 20, f"group {LKC_B}_app to go")
+        assert "still has members" in env.sat.log()
+    finally:
+        member.close()
+    # The tenant that stays keeps its topic, its group and its committed offsets.
+    topics, groups = internal_view(env.sat)
+    assert f"{LKC}_orders" in topics and f"{LKC}_app" in groups
+    assert tenant_dirs(env.sat, LKC)
+    c = Consumer(dict(sasl_conf(st["bootstrap"], "KEYA", "secret-a"), **{"group.id": "app"}))
+    try:
+        [tp] = c.committed([TopicPartition("orders", 0)], timeout=10)
+        assert tp.offset == 5
+    finally:
+        c.close()
+    assert env.status.of(PKC)[-1]["phase"] == "running"
+    assert alive(pid) and env.sat.pid_of("broker-0") == pid, "no restart"
+    # Idempotent: a restarted satellite sweeps again and finds nothing to delete.
+    env.sat.stop()
+    env.sat.start()
+    wait_until(lambda: "step=delete-tenant-data topics=0 groups=0" in env.sat.log().rsplit("--- start #2", 1)[1],
+               20, "the sweep after the restart")
+    assert f"{LKC}_orders" in internal_view(env.sat)[0]
+
+
+def test_tenant_data_that_cannot_be_deleted_is_degraded_then_retried(env):
+    no_delete = {"num.partitions": "1", "delete.topic.enable": "false"}
+    st = provision(env, tenants=TWO, broker_config=no_delete)
+    use_tenant(st["bootstrap"], "KEYB", "secret-b")
+    since = env.status.count()
+    env.send(psc_doc(2, None, tenants={LKC: {"KEYA": "secret-a"}}, broker_config=no_delete))
+    bad = env.status.wait_new(lambda v: v["phase"] == "degraded", since, what="degraded for the data left")
+    assert "TOPIC_DELETION_DISABLED" in bad["message"] and f"{LKC_B}_orders" in bad["message"], bad
+    assert bad["observed_generation"] == 2, "the tenant's removal itself is applied"
+    assert not key_works(st["bootstrap"], "KEYB", "secret-b", timeout=1.0)
+    assert tenant_dirs(env.sat, LKC_B)
+    # A broker configuration that allows deletion: restarted, retried, running, data gone.
+    env.send(psc_doc(3, None, tenants={LKC: {"KEYA": "secret-a"}}))
+    env.status.wait_new(lambda v: running(v) and v["observed_generation"] == 3, since, what="running at 3")
+    wait_until(lambda: not tenant_dirs(env.sat, LKC_B), 10, f"the data of {LKC_B} to go")

@@ -1,6 +1,7 @@
 /* The satellite's operator as a pure function: observed world + desired PSC -> next
  * step, PSC acceptance by generation and revision, phases and the restart backoff. No
  * processes, files or network. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "satellite/satellite.h"
@@ -265,4 +266,162 @@ TEST(operator_backoff_doubles_to_ten_seconds)
         CHECK_EQ(operator_backoff_ms(8), 10000);
         CHECK_EQ(operator_backoff_ms(1000), 10000);
         CHECK_EQ(strcmp(op_step_name(OP_START_BROKER), "start-broker"), 0);
+}
+
+/* ---- the data of removed tenants ---- */
+
+static struct psc_tenant two_tenants[] = {{.id = (char *)"lkc-abc123"}, {.id = (char *)"lkc-2xy7zq"}};
+
+static bool stale(const struct psc *psc, const char *name)
+{
+        return operator_name_is_stale(psc, name, strlen(name));
+}
+
+TEST(operator_deletes_only_names_of_lkcs_not_in_the_psc)
+{
+        struct psc psc = make_psc(1, 1, "r1");
+        psc.tenants = two_tenants;
+        psc.ntenants = 2;
+        /* Tenants of the PSC keep their topics and groups. */
+        CHECK(!stale(&psc, "lkc-abc123_orders"));
+        CHECK(!stale(&psc, "lkc-2xy7zq_app"));
+        /* A removed LKC's names go, whatever follows the underscore. */
+        CHECK(stale(&psc, "lkc-zzz999_orders"));
+        CHECK(stale(&psc, "lkc-zzz999_lkc-abc123_x"));
+        CHECK(stale(&psc, "lkc-abc124_orders"));
+        /* Names that are not "lkc-" + 6 of [a-z0-9] + "_" are never touched. */
+        CHECK(!stale(&psc, "__consumer_offsets"));
+        CHECK(!stale(&psc, "orders"));
+        CHECK(!stale(&psc, "lkc-zzz999"));
+        CHECK(!stale(&psc, "lkc-zzz99_orders"));
+        CHECK(!stale(&psc, "lkc-zzz9999_orders"));
+        CHECK(!stale(&psc, "lkc-ZZZ999_orders"));
+        CHECK(!stale(&psc, "lkc-zz_999_orders"));
+        CHECK(!stale(&psc, "tenant-1_orders"));
+        CHECK(!stale(&psc, "pkc-zzz999_orders"));
+        /* Views need not be NUL-terminated: only <len> bytes are read. */
+        CHECK(!operator_name_is_stale(&psc, "lkc-zzz999_orders", 10));
+        CHECK(operator_name_is_stale(&psc, "lkc-zzz999_orders", 11));
+        char id[OP_LKC_ID_LEN + 1];
+        CHECK(operator_name_tenant("lkc-zzz999_orders", 17, id));
+        CHECK_EQ(strcmp(id, "lkc-zzz999"), 0);
+        /* A PSC without tenants: every LKC's data is stale. */
+        struct psc empty = make_psc(1, 1, "r1");
+        CHECK(stale(&empty, "lkc-abc123_orders"));
+}
+
+TEST(operator_tenant_set_and_removals)
+{
+        struct psc psc = make_psc(1, 1, "r1");
+        char *none = operator_tenant_set(&psc);
+        CHECK_EQ(strcmp(none, ""), 0);
+        free(none);
+        psc.tenants = two_tenants;
+        psc.ntenants = 2;
+        char *both = operator_tenant_set(&psc);
+        CHECK_EQ(strcmp(both, "lkc-abc123,lkc-2xy7zq"), 0);
+        /* Only a removal makes a sweep due; an addition or the same set does not. */
+        CHECK(!operator_tenants_removed(both, &psc));
+        CHECK(!operator_tenants_removed("", &psc));
+        CHECK(!operator_tenants_removed("lkc-2xy7zq", &psc));
+        CHECK(operator_tenants_removed("lkc-abc123,lkc-2xy7zq,lkc-zzz999", &psc));
+        CHECK(operator_tenants_removed("lkc-abc12", &psc));
+        psc.ntenants = 1;
+        CHECK(operator_tenants_removed(both, &psc));
+        CHECK(!operator_tenants_removed("lkc-abc123", &psc));
+        free(both);
+}
+
+/* A converged view with a sweep due and every broker's tenants file in force. */
+static struct op_view sweep_due(struct op_proc_view *brokers, int n, int64_t generation)
+{
+        struct op_view view = converged(brokers, n, generation, "r1");
+        for (int i = 0; i < n; i++)
+                brokers[i].tenants_in_force = true;
+        view.caught_up = true;
+        view.tenant_data_due = true;
+        return view;
+}
+
+TEST(operator_deletes_tenant_data_once_the_tenants_file_is_in_force)
+{
+        struct psc psc = make_psc(2, 7, "r1");
+        struct op_proc_view brokers[2];
+        struct op_view view = sweep_due(brokers, 2, 7);
+        struct op_step step;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_DELETE_TENANT_DATA);
+        CHECK_EQ(strcmp(op_step_name(step.kind), "delete-tenant-data"), 0);
+        /* Not before the topic was read to its end: a half-read topic may hold an older
+         * PSC that lacks a tenant the brokers already serve. */
+        view.caught_up = false;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_NONE);
+        view.caught_up = true;
+        /* Not while a broker may still serve the removed tenant: wait, and mark-applied
+         * waits too (the removal is not in force). */
+        brokers[1].tenants_in_force = false;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_WAIT);
+        CHECK(step.wait_ms > 0 && step.wait_ms <= 100);
+        view.applied_generation = 6;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_WAIT);
+        /* The tenants file is rewritten before anything is deleted. */
+        brokers[1].tenants_matches = false;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_WRITE_TENANTS);
+        CHECK_EQ(step.broker, 1);
+        brokers[1].tenants_matches = brokers[1].tenants_in_force = true;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_DELETE_TENANT_DATA);
+        /* Swept: mark-applied, then nothing. */
+        view.tenant_data_due = false;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_MARK_APPLIED);
+        view.applied_generation = 7;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_NONE);
+}
+
+TEST(operator_tenant_data_sweep_waits_for_healthy_brokers_without_holding_back_mark_applied)
+{
+        struct psc psc = make_psc(2, 8, "r1");
+        struct op_proc_view brokers[2];
+        struct op_view view = sweep_due(brokers, 2, 7);
+        brokers[0].healthy = false;
+        struct op_step step;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_MARK_APPLIED);
+        view.applied_generation = 8;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_NONE);
+        brokers[0].healthy = true;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_DELETE_TENANT_DATA);
+}
+
+TEST(operator_failed_sweep_retries_after_backoff_and_reports_degraded)
+{
+        struct psc psc = make_psc(1, 8, "r1");
+        struct op_proc_view brokers[1];
+        struct op_view view = sweep_due(brokers, 1, 7);
+        view.tenant_data_error = true;
+        view.tenant_data_not_before_ms = view.now_ms + 700;
+        struct op_step step;
+        /* The backoff does not hold back a new generation... */
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_MARK_APPLIED);
+        view.applied_generation = 8;
+        /* ...then the pass waits for it, and retries when it passed. */
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_WAIT);
+        CHECK_EQ(step.wait_ms, 700);
+        view.now_ms += 700;
+        operator_next_step(&view, &psc, &step);
+        CHECK_EQ(step.kind, OP_DELETE_TENANT_DATA);
+        /* Healthy brokers but data left behind: degraded, not running. */
+        CHECK_EQ(operator_phase(&view, &psc, false, true), PSC_PHASE_DEGRADED);
+        view.tenant_data_error = false;
+        CHECK_EQ(operator_phase(&view, &psc, false, true), PSC_PHASE_RUNNING);
 }
