@@ -350,6 +350,12 @@ void driver_observe(struct driver *drv, struct sat_pkc *pkc, struct op_view *vie
         char what[96];
         snprintf(what, sizeof(what), "pkc=%s lb", pkc->id);
         supervise(&pkc->lb, what, sp ? sp->lb_admin_port : 0, drv->host, now_ms);
+        /* Healthy means forwarding: the balancer itself sees every broker up, or a client
+         * told "running" could still be refused while its first health check is pending. */
+        if (pkc->lb.healthy && psc && sp) {
+                int want = MIN(psc->broker_count, sp->nbrokers);
+                pkc->lb.healthy = proc_probe_lb_targets_up(drv->host, sp->lb_admin_port, PROBE_TIMEOUT_MS) >= want;
+        }
         view->lb.running = pkc->lb.pid > 0;
         view->lb.healthy = pkc->lb.healthy;
         view->lb.start_not_before_ms = pkc->lb.not_before_ms;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/alloc.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/fileio.h"
 #include "base/log.h"
@@ -230,4 +231,64 @@ bool proc_probe_tcp(const char *host, int port, int timeout_ms)
         }
         close(fd);
         return ok;
+}
+
+/* Waits up to <deadline_ms> (monotonic) for <events> on <fd>. */
+static bool wait_fd(int fd, short events, int64_t deadline_ms)
+{
+        int64_t left = deadline_ms - clock_mono_ms();
+        if (left <= 0)
+                return false;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        return poll(&pfd, 1, (int)left) == 1;
+}
+
+int proc_probe_lb_targets_up(const char *host, int port, int timeout_ms)
+{
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+                return -1;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -1;
+        int64_t deadline = clock_mono_ms() + timeout_ms;
+        int up = -1;
+        char req[128];
+        int n = snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: %s:%d\r\n\r\n", host, port);
+        struct buf resp;
+        buf_init(&resp);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+            (errno != EINPROGRESS || !wait_fd(fd, POLLOUT, deadline)))
+                goto out;
+        if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+                goto out;
+        /* The answer is small (a line per target); 1 MiB bounds a strange one. */
+        while (resp.len < (1u << 20) && wait_fd(fd, POLLIN, deadline)) {
+                ssize_t got = recv(fd, buf_reserve(&resp, 16384), 16384, 0);
+                if (got < 0 && errno == EINTR)
+                        continue;
+                if (got <= 0)
+                        break;
+                resp.len += (size_t)got;
+        }
+        buf_append(&resp, "", 1);
+        const char *text = (const char *)resp.data;
+        if (strncmp(text, "HTTP/1.", 7) != 0 || !strstr(text, " 200 "))
+                goto out;
+        up = 0;
+        for (const char *line = strstr(text, "\r\n\r\n"); line && *line; line = strchr(line, '\n')) {
+                line++;
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                if (len > 22 && strncmp(line, "stratus_lb_target_up{", 21) == 0 && line[len - 1] == '1' &&
+                    line[len - 2] == ' ')
+                        up++;
+        }
+out:
+        buf_deinit(&resp);
+        close(fd);
+        return up;
 }

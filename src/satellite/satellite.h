@@ -145,6 +145,10 @@ bool proc_check_alive(struct proc *p, const char *what);
 void proc_stop(struct proc *p, const char *what, int timeout_ms);
 /* A TCP connect to <host>:<port> within <timeout_ms>. */
 bool proc_probe_tcp(const char *host, int port, int timeout_ms);
+/* Asks the `stratus lb` admin endpoint at <host>:<port> for GET /metrics within
+ * <timeout_ms> and returns how many targets it reports up (stratus_lb_target_up 1), or
+ * -1 when it does not answer. */
+int proc_probe_lb_targets_up(const char *host, int port, int timeout_ms);
 
 /* ---- state (state.c): <data>/satellites/<id>/state.json ------------------------- */
 
