@@ -207,32 +207,6 @@ void proc_stop(struct proc *p, const char *what, int timeout_ms)
         p->healthy = false;
 }
 
-bool proc_probe_tcp(const char *host, int port, int timeout_ms)
-{
-        struct sockaddr_in sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-                return false;
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return false;
-        bool ok = false;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-                ok = true;
-        } else if (errno == EINPROGRESS) {
-                struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-                if (poll(&pfd, 1, timeout_ms) == 1) {
-                        int soerr = 0;
-                        socklen_t len = sizeof(soerr);
-                        ok = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0;
-                }
-        }
-        close(fd);
-        return ok;
-}
-
 /* Waits up to <deadline_ms> (monotonic) for <events> on <fd>. */
 static bool wait_fd(int fd, short events, int64_t deadline_ms)
 {
@@ -243,7 +217,8 @@ static bool wait_fd(int fd, short events, int64_t deadline_ms)
         return poll(&pfd, 1, (int)left) == 1;
 }
 
-int proc_probe_lb_targets_up(const char *host, int port, int timeout_ms)
+/* A non-blocking socket connected to <host>:<port> by <deadline_ms>, or -1. */
+static int connect_by(const char *host, int port, int64_t deadline_ms)
 {
         struct sockaddr_in sa;
         memset(&sa, 0, sizeof(sa));
@@ -254,15 +229,37 @@ int proc_probe_lb_targets_up(const char *host, int port, int timeout_ms)
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -1;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+                return fd;
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline_ms) &&
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr == 0)
+                return fd;
+        close(fd);
+        return -1;
+}
+
+bool proc_probe_tcp(const char *host, int port, int timeout_ms)
+{
+        int fd = connect_by(host, port, clock_mono_ms() + timeout_ms);
+        if (fd < 0)
+                return false;
+        close(fd);
+        return true;
+}
+
+int proc_probe_lb_targets_up(const char *host, int port, int timeout_ms)
+{
         int64_t deadline = clock_mono_ms() + timeout_ms;
+        int fd = connect_by(host, port, deadline);
+        if (fd < 0)
+                return -1;
         int up = -1;
         char req[128];
         int n = snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: %s:%d\r\n\r\n", host, port);
         struct buf resp;
         buf_init(&resp);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
-            (errno != EINPROGRESS || !wait_fd(fd, POLLOUT, deadline)))
-                goto out;
         if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
                 goto out;
         /* The answer is small (a line per target); 1 MiB bounds a strange one. */
