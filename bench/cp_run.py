@@ -1024,17 +1024,14 @@ def readings(st):
     if d:
         R.append("**A new PKC** starts a broker and a `stratus lb`. Two fixed intervals shape its tail: (1) after "
                  "`start-broker` and `start-lb` the operator looks again only on its busy timer, "
-                 "`RECONCILE_BUSY_MS` 100 (src/satellite/main.c:27), when the broker or the balancer did not answer "
-                 "its probe at the first pass; (2) the balancer checks a new target at once (src/lb/health.c:151) "
-                 "but, when that check finds the broker not yet listening, again only after `health_interval_ms "
-                 "200`, which the satellite writes into lb.conf (src/satellite/driver_local.c:171). The satellite's "
-                 "`running` is its own TCP probes of the broker's INTERNAL listener and of the balancer's admin port "
-                 "(src/satellite/driver_local.c:255), not the balancer's view of its targets, so the API can say "
-                 "`running` up to 200 ms before the bootstrap listener forwards: the client then sees `_TRANSPORT "
-                 "Disconnected while requesting ApiVersion` until the balancer's next check (the client errors "
-                 "counted above; client's part p99 %s ms sequential, %s ms concurrent). Reporting `running` only "
-                 "once the balancer reports its targets up, or a short first-check retry in the balancer, would "
-                 "remove that step; the start itself (PSC to `mark-applied`) is about %s ms." % (
+                 "`RECONCILE_BUSY_MS` 100 (src/satellite/main.c), when the broker or the balancer did not answer "
+                 "its probe at the first pass; (2) the balancer checks a new target at once (src/lb/health.c) but, "
+                 "when that check finds the broker not yet listening, again only after `health_interval_ms 200`, "
+                 "which the satellite writes into lb.conf. The satellite reports `running` only once the balancer's "
+                 "own `/metrics` shows every broker up (src/satellite/proc.c `proc_probe_lb_targets_up`), so the "
+                 "bootstrap address forwards when the API says `running`; the client errors counted above are "
+                 "librdkafka's first connection racing the key's tenants file (client's part p99 %s ms sequential, "
+                 "%s ms concurrent). The start itself (PSC to `mark-applied`) is about %s ms." % (
                      ms_(d["client_s"]["p99"]), ms_(dc["client_s"]["p99"]) if dc else "n/a",
                      fmt((sg("dedicated_sequential", "applied") or 0) - (sg("dedicated_sequential", "psc_recv") or 0))))
     if dc and dc.get("stages_ms"):
