@@ -293,69 +293,79 @@ static void conn_update_interest(struct conn *conn)
 static void conn_process(struct conn *conn)
 {
         struct broker *broker = conn->broker;
-        size_t off = 0;
-        conn->in_dispatch = true;
-        while (conn->state == CONN_OPEN && !conn->inflight && !conn->close_after_write && !conn->mute_timer &&
-               out_pending(conn) <= OUT_HIGH_WATER) {
-                if (conn->in.len - off < 4)
-                        break;
-                const uint8_t *p = conn->in.data + off;
-                int32_t size = (int32_t)load_be32(p);
-                /* Before authentication only small frames (SASL tokens are small). */
-                int32_t limit = conn->authenticated ? broker->cfg.socket_request_max_bytes
-                                                    : broker->cfg.sasl_server_max_receive_size;
-                if (size < (conn->sasl_raw ? 0 : 8) || size > limit) {
-                        log_warn("closing peer=%s: request frame of %d bytes (limit %s=%d)", conn->peer, size,
-                                 conn->authenticated ? "socket.request.max.bytes" : "sasl.server.max.receive.size",
-                                 limit);
-                        conn_close(conn, "bad frame size");
-                        break;
-                }
-                if (conn->in.len - off - 4 < (size_t)size)
-                        break;
-                void *alloc;
-                uint8_t *frame;
-                if (size >= HANDOFF_MIN_BYTES) {
-                        /* A large frame (a produce) takes the input buffer itself rather
-                         * than a copy; the bytes read past it move to a fresh buffer. */
-                        alloc = conn->in.data;
-                        frame = conn->in.data + off + 4;
-                        size_t rest = conn->in.len - off - 4 - (size_t)size;
-                        struct buf fresh;
-                        buf_init(&fresh);
-                        buf_append(&fresh, frame + size, rest);
-                        conn->in = fresh;
-                        off = 0;
-                } else {
-                        alloc = frame = xmalloc((size_t)size);
-                        memcpy(frame, p + 4, (size_t)size);
-                        off += 4 + (size_t)size;
-                }
-                conn->requests++;
-                if (conn->sasl_raw) {
-                        /* A raw SASL token (SaslHandshake v0), answered in kind. */
-                        int rc = auth_raw_token(conn, frame, (size_t)size);
-                        free(alloc);
+        bool again;
+        do {
+                size_t off = 0;
+                conn->in_dispatch = true;
+                while (conn->state == CONN_OPEN && !conn->inflight && !conn->close_after_write &&
+                       !conn->mute_timer && out_pending(conn) <= OUT_HIGH_WATER) {
+                        if (conn->in.len - off < 4)
+                                break;
+                        const uint8_t *p = conn->in.data + off;
+                        int32_t size = (int32_t)load_be32(p);
+                        /* Before authentication only small frames (SASL tokens are small). */
+                        int32_t limit = conn->authenticated ? broker->cfg.socket_request_max_bytes
+                                                            : broker->cfg.sasl_server_max_receive_size;
+                        if (size < (conn->sasl_raw ? 0 : 8) || size > limit) {
+                                log_warn("closing peer=%s: request frame of %d bytes (limit %s=%d)",
+                                         conn->peer, size,
+                                         conn->authenticated ? "socket.request.max.bytes"
+                                                             : "sasl.server.max.receive.size",
+                                         limit);
+                                conn_close(conn, "bad frame size");
+                                break;
+                        }
+                        if (conn->in.len - off - 4 < (size_t)size)
+                                break;
+                        void *alloc;
+                        uint8_t *frame;
+                        if (size >= HANDOFF_MIN_BYTES) {
+                                /* A large frame (a produce) takes the input buffer itself rather
+                                 * than a copy; the bytes read past it move to a fresh buffer. */
+                                alloc = conn->in.data;
+                                frame = conn->in.data + off + 4;
+                                size_t rest = conn->in.len - off - 4 - (size_t)size;
+                                struct buf fresh;
+                                buf_init(&fresh);
+                                buf_append(&fresh, frame + size, rest);
+                                conn->in = fresh;
+                                off = 0;
+                        } else {
+                                alloc = frame = xmalloc((size_t)size);
+                                memcpy(frame, p + 4, (size_t)size);
+                                off += 4 + (size_t)size;
+                        }
+                        conn->requests++;
+                        if (conn->sasl_raw) {
+                                /* A raw SASL token (SaslHandshake v0), answered in kind. */
+                                int rc = auth_raw_token(conn, frame, (size_t)size);
+                                free(alloc);
+                                if (rc < 0 && conn->state == CONN_OPEN)
+                                        conn_close(conn, "authentication failed");
+                                continue;
+                        }
+                        int rc = dispatch_request(conn, alloc, frame, (size_t)size);
                         if (rc < 0 && conn->state == CONN_OPEN)
-                                conn_close(conn, "authentication failed");
-                        continue;
+                                conn_close(conn, "bad request");
                 }
-                int rc = dispatch_request(conn, alloc, frame, (size_t)size);
-                if (rc < 0 && conn->state == CONN_OPEN)
-                        conn_close(conn, "bad request");
-        }
-        conn->in_dispatch = false;
-        if (conn->state != CONN_OPEN)
-                return;
-        if (off)
-                buf_consume(&conn->in, off);
-        if (out_pending(conn) > 0) {
-                int rc = conn_flush(conn);
-                if (rc < 0) {
-                        conn_close(conn, strerror(-rc));
+                conn->in_dispatch = false;
+                if (conn->state != CONN_OPEN)
                         return;
+                if (off)
+                        buf_consume(&conn->in, off);
+                bool backed_up = out_pending(conn) > OUT_HIGH_WATER;
+                if (out_pending(conn) > 0) {
+                        int rc = conn_flush(conn);
+                        if (rc < 0) {
+                                conn_close(conn, strerror(-rc));
+                                return;
+                        }
                 }
-        }
+                /* A flush that made room must not leave a complete frame behind: no event may
+                 * come for it (the client waits for its answer). */
+                again = backed_up && out_pending(conn) <= OUT_HIGH_WATER && !conn->inflight &&
+                        !conn->close_after_write && !conn->mute_timer && has_complete_frame(conn);
+        } while (again);
         if (conn->close_after_write && out_pending(conn) == 0) {
                 conn_close(conn, "closed after response");
                 return;
