@@ -654,6 +654,36 @@ static void sweep_error(struct sweep *sw, int n, const char *fmt, ...)
         free(msg);
 }
 
+static struct kafka_str topic_name_at(const void *list, int32_t i)
+{
+        return ((const struct metadata_response_metadata_response_topic *)list)[i].name;
+}
+
+static struct kafka_str group_id_at(const void *list, int32_t i)
+{
+        return ((const struct list_groups_response_listed_group *)list)[i].group_id;
+}
+
+/* The names among the <count> entries of <list> (read with <name_at>) that belong to
+ * tenants not in the PSC, copied into <arena> (the answer's frame is gone after the next
+ * call) as *<out>. Returns how many, or -1 when the arena is exhausted. */
+static int32_t stale_names(struct sweep *sw, struct kafka_arena *arena, int32_t count,
+                           struct kafka_str (*name_at)(const void *list, int32_t i), const void *list,
+                           struct kafka_str **out)
+{
+        struct kafka_str *names = kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(count, 1));
+        if (!names)
+                return -1;
+        int32_t n = 0;
+        for (int32_t i = 0; i < count; i++) {
+                struct kafka_str name = name_at(list, i);
+                if (name.len > 0 && operator_name_is_stale(sw->psc, name.ptr, (size_t)name.len))
+                        names[n++] = (struct kafka_str){kafka_str_dup(arena, name), name.len};
+        }
+        *out = names;
+        return n;
+}
+
 /* Lists the topics of broker <n> (on <c>) and deletes those of tenants not in the PSC. */
 static void sweep_topics(struct sweep *sw, struct kafka_client *c, int n, struct kafka_arena *arena)
 {
@@ -667,23 +697,17 @@ static void sweep_topics(struct sweep *sw, struct kafka_client *c, int n, struct
                 sweep_error(sw, n, "Metadata failed: %s", strerror(-rc));
                 return;
         }
-        struct kafka_str *names =
-            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(mresp.topics_count, 1));
-        if (!names) {
+        struct kafka_str *names;
+        int32_t count = stale_names(sw, arena, mresp.topics_count, topic_name_at, mresp.topics, &names);
+        if (count < 0) {
                 sweep_error(sw, n, "Metadata answer too large");
                 return;
-        }
-        int32_t count = 0;
-        for (int32_t i = 0; i < mresp.topics_count; i++) {
-                struct kafka_str name = mresp.topics[i].name;
-                if (name.len > 0 && operator_name_is_stale(sw->psc, name.ptr, (size_t)name.len))
-                        names[count++] = (struct kafka_str){kafka_str_dup(arena, name), name.len};
         }
         if (count == 0)
                 return;
         struct delete_topics_request dreq;
         delete_topics_request_init(&dreq);
-        dreq.topic_names = names; /* copies: the Metadata frame is gone after the next call */
+        dreq.topic_names = names;
         dreq.topic_names_count = count;
         dreq.timeout_ms = SWEEP_TIMEOUT_MS;
         struct delete_topics_response dresp;
@@ -717,17 +741,11 @@ static void sweep_groups(struct sweep *sw, struct kafka_client *c, int n, struct
                             rc < 0 ? strerror(-rc) : kafka_error_name(lresp.error_code));
                 return;
         }
-        struct kafka_str *names =
-            kafka_arena_alloc(arena, sizeof(*names) * (size_t)MAX(lresp.groups_count, 1));
-        if (!names) {
+        struct kafka_str *names;
+        int32_t count = stale_names(sw, arena, lresp.groups_count, group_id_at, lresp.groups, &names);
+        if (count < 0) {
                 sweep_error(sw, n, "ListGroups answer too large");
                 return;
-        }
-        int32_t count = 0;
-        for (int32_t i = 0; i < lresp.groups_count; i++) {
-                struct kafka_str id = lresp.groups[i].group_id;
-                if (id.len > 0 && operator_name_is_stale(sw->psc, id.ptr, (size_t)id.len))
-                        names[count++] = (struct kafka_str){kafka_str_dup(arena, id), id.len};
         }
         if (count == 0)
                 return;
