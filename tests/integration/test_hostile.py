@@ -195,7 +195,7 @@ def test_broker_survives_hostile_peers(broker_factory):
             bad += 1
 
         # Valid header, unknown or unserved API keys: closed, as Kafka does.
-        for key in (1000, -1, 11):  # 11 = JoinGroup: groups are not implemented
+        for key in (1000, -1, 11):  # 11 = JoinGroup v0 with no body: malformed
             s = connect(b.port)
             s.sendall(frame(key, 0, 5))
             assert expect_closed(s) == b""
