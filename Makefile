@@ -47,7 +47,11 @@ build/asan/tests/%.o build/release/tests/%.o: INC += -Itests/unit
 
 asan: build/asan/stratus
 
+# A TEST() missing from tests/unit/test_list*.h would never run.
 test: build/asan/unit_tests
+	@missing=$$(for t in $$(sed -n 's/^TEST(\([a-z0-9_]*\))$$/\1/p' tests/unit/*.c); do \
+	    grep -q "^TEST_ENTRY($$t)" tests/unit/test_list*.h || echo "$$t"; done); \
+	    if [ -n "$$missing" ]; then echo "unit tests not in tests/unit/test_list*.h:" $$missing; exit 1; fi
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/asan/unit_tests
 
 itest: build/asan/stratus

@@ -72,6 +72,7 @@ bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct 
         if (h->attributes & RECORD_ATTR_COMPRESSION_MASK)
                 return true;
         const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
+        int64_t prev_delta = -1;
         for (int32_t i = 0; i < h->record_count; i++) {
                 int64_t len, timestamp_delta, offset_delta, key_len, value_len, headers;
                 if (!kafka_take_varlong(&p, end, &len) || len < 0 || len > end - p)
@@ -80,7 +81,10 @@ bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct 
                 if (p == rec_end)
                         return false;
                 p++; /* attributes */
-                if (!kafka_take_varlong(&p, rec_end, &timestamp_delta) || !kafka_take_varlong(&p, rec_end, &offset_delta) || offset_delta != i ||
+                /* Offset deltas rise; a compacted batch has gaps (produce.c also
+                 * checks last_offset_delta == record_count - 1, which makes them dense). */
+                if (!kafka_take_varlong(&p, rec_end, &timestamp_delta) || !kafka_take_varlong(&p, rec_end, &offset_delta) ||
+                    offset_delta <= prev_delta || offset_delta > h->last_offset_delta ||
                     !kafka_take_varlong(&p, rec_end, &key_len) || !skip_bytes(&p, rec_end, key_len, true) ||
                     !kafka_take_varlong(&p, rec_end, &value_len) || !skip_bytes(&p, rec_end, value_len, true) ||
                     !kafka_take_varlong(&p, rec_end, &headers) || headers < 0)
@@ -93,8 +97,37 @@ bool record_batch_records_valid(const uint8_t *batch, size_t size, const struct 
                 }
                 if (p != rec_end)
                         return false;
+                prev_delta = offset_delta;
         }
         return p == end;
+}
+
+/* The fields record_visit_fn and record_keep_fn see of the record at *<p> (whose
+ * framing record_batch_records_valid checked); advances *<p> past it. */
+struct record_view {
+        int32_t offset_delta;
+        const uint8_t *key;
+        int64_t key_len;
+        bool null_value;
+};
+
+static void take_record(const uint8_t **p, const uint8_t *end, struct record_view *r)
+{
+        int64_t len = 0, timestamp_delta = 0, offset_delta = 0, key_len = -1, value_len = -1;
+        kafka_take_varlong(p, end, &len);
+        const uint8_t *rec_end = *p + len;
+        (*p)++; /* attributes */
+        kafka_take_varlong(p, rec_end, &timestamp_delta);
+        kafka_take_varlong(p, rec_end, &offset_delta);
+        kafka_take_varlong(p, rec_end, &key_len);
+        r->offset_delta = (int32_t)offset_delta;
+        r->key = key_len >= 0 ? *p : NULL;
+        r->key_len = key_len;
+        if (key_len > 0)
+                *p += key_len;
+        kafka_take_varlong(p, rec_end, &value_len);
+        r->null_value = value_len < 0;
+        *p = rec_end;
 }
 
 bool record_batch_for_each_record(const uint8_t *batch, size_t size, const struct record_batch_header *h,
@@ -105,21 +138,39 @@ bool record_batch_for_each_record(const uint8_t *batch, size_t size, const struc
         /* Framing checked above: the walk below cannot run past <size>. */
         const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
         for (int32_t i = 0; i < h->record_count; i++) {
-                int64_t len = 0, timestamp_delta = 0, offset_delta = 0, key_len = -1, value_len = -1;
-                kafka_take_varlong(&p, end, &len);
-                const uint8_t *rec_end = p + len;
-                p++; /* attributes */
-                kafka_take_varlong(&p, rec_end, &timestamp_delta);
-                kafka_take_varlong(&p, rec_end, &offset_delta);
-                kafka_take_varlong(&p, rec_end, &key_len);
-                const uint8_t *key = key_len >= 0 ? p : NULL;
-                if (key_len > 0)
-                        p += key_len;
-                kafka_take_varlong(&p, rec_end, &value_len);
-                fn(ctx, (int32_t)offset_delta, key, key_len, value_len < 0);
-                p = rec_end;
+                struct record_view r;
+                take_record(&p, end, &r);
+                fn(ctx, r.offset_delta, r.key, r.key_len, r.null_value);
         }
         return true;
+}
+
+size_t record_batch_filter(const uint8_t *batch, size_t size, const struct record_batch_header *h,
+                           record_keep_fn *keep, void *ctx, uint8_t *out)
+{
+        if ((h->attributes & RECORD_ATTR_COMPRESSION_MASK) || !record_batch_records_valid(batch, size, h))
+                return 0;
+        const uint8_t *p = batch + RECORD_BATCH_HEADER_SIZE, *end = batch + size;
+        size_t n = RECORD_BATCH_HEADER_SIZE;
+        int32_t kept = 0;
+        for (int32_t i = 0; i < h->record_count; i++) {
+                const uint8_t *start = p;
+                struct record_view r;
+                take_record(&p, end, &r);
+                if (!keep(ctx, r.offset_delta, r.key, r.key_len, r.null_value))
+                        continue;
+                memcpy(out + n, start, (size_t)(p - start));
+                n += (size_t)(p - start);
+                kept++;
+        }
+        /* The header stays but for the length, the count and the CRC: the base offset,
+         * last offset delta and timestamps keep every record's offset and time, and the
+         * batch's producer fields keep the idempotence state replayable. */
+        memcpy(out, batch, RECORD_BATCH_HEADER_SIZE);
+        store_be32(out + 8, (uint32_t)(n - RECORD_BATCH_LOG_OVERHEAD));
+        store_be32(out + 57, (uint32_t)kept);
+        store_be32(out + 17, crc32c(0, out + 21, n - 21));
+        return n;
 }
 
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)

@@ -1,6 +1,7 @@
-/* Kafka record batches (magic 2). The broker stores batches as received and only
- * reads and rewrites their fixed 61-byte header; records inside stay opaque (they
- * may be compressed). Layout, big-endian:
+/* Kafka record batches (magic 2). The broker stores batches as received; produce and
+ * fetch only read and rewrite their fixed 61-byte header and check the records'
+ * framing. Log compaction is the one reader of keys, and leaves compressed batches
+ * closed. Layout, big-endian:
  *   0 base_offset i64 | 8 batch_length i32 | 12 partition_leader_epoch i32 |
  *   16 magic i8 | 17 crc u32 | 21 attributes i16 | 23 last_offset_delta i32 |
  *   27 base_timestamp i64 | 35 max_timestamp i64 | 43 producer_id i64 |
@@ -62,7 +63,7 @@ enum record_check record_batch_check(const uint8_t *p, size_t len, struct record
 
 /* Walks the records of an uncompressed batch (already checked with record_batch_check)
  * and verifies each one's framing: lengths that add up to the batch, offset deltas
- * 0, 1, 2..., non-negative header key lengths. Compressed batches are not opened
+ * that rise and stay within last_offset_delta, non-negative header key lengths. Compressed batches are not opened
  * (returns true). Returns false for a malformed record. */
 bool record_batch_records_valid(const uint8_t *p, size_t size, const struct record_batch_header *h);
 
@@ -74,6 +75,19 @@ typedef void record_visit_fn(void *ctx, int32_t offset_delta, const uint8_t *key
  * none, for a compressed batch or a malformed record. */
 bool record_batch_for_each_record(const uint8_t *p, size_t size, const struct record_batch_header *h,
                                   record_visit_fn *fn, void *ctx);
+
+/* Called by record_batch_filter() for each record (arguments as record_visit_fn):
+ * whether the record stays. */
+typedef bool record_keep_fn(void *ctx, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value);
+/* Log compaction of one uncompressed batch of <size> bytes at <p> (checked with
+ * record_batch_check): writes to <out> (room for <size> bytes) the batch with only the
+ * records <keep> accepts, byte for byte. Base offset, last offset delta, timestamps and
+ * producer fields stay, so every record keeps its offset (the batch gets gaps, as
+ * Kafka's cleaner leaves them); length, record count and CRC are recomputed. Returns
+ * the new size (RECORD_BATCH_HEADER_SIZE: no record stayed), or 0, having called
+ * <keep> for none, for a compressed batch or a malformed record. */
+size_t record_batch_filter(const uint8_t *p, size_t size, const struct record_batch_header *h,
+                           record_keep_fn *keep, void *ctx, uint8_t *out);
 
 /* Rewrites base_offset in place (outside the CRC). */
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset);

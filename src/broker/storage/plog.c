@@ -708,11 +708,13 @@ struct compaction {
         struct map latest;         /* key -> newest offset with that key */
         struct segment *seg;       /* being cleaned */
         int64_t tombstone_before_ms; /* tombstones older than this may go */
-        bool removable;            /* scratch: the batch being looked at can go */
-        bool tombstones_may_go;    /* scratch: that batch is older than delete.retention.ms */
+        bool tombstones_may_go;    /* scratch: the batch looked at is older than delete.retention.ms */
         bool opaque;               /* the log holds compressed batches (keys not known) */
         int64_t base_offset;       /* scratch: of that batch */
-        int64_t removed, removed_bytes;
+        int32_t going;             /* scratch: its records that can go */
+        uint8_t *scratch;          /* the filtered copy of a batch (owned) */
+        size_t scratch_cap;
+        int64_t records_removed, removed, removed_bytes;
 };
 
 static void learn_key(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
@@ -731,54 +733,76 @@ static int learn_batch(void *arg, const struct record_batch_header *h, const uin
         return 0;
 }
 
-static void judge_record(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
+/* Whether the record stays: it has no key (nothing makes it obsolete), it is the
+ * newest of its key and not a tombstone old enough to go. A tombstone goes in the
+ * same pass as every older value of its key, which is older and so cleaned first. */
+static bool record_stays(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
 {
         struct compaction *c = arg;
-        if (!key) {
-                c->removable = false; /* no key: nothing can make it obsolete */
-                return;
-        }
+        if (!key)
+                return true;
         int64_t offset = c->base_offset + offset_delta;
         void *v = map_get(&c->latest, (const char *)key, (size_t)key_len);
         int64_t newest = v ? value_offset(v) : offset;
-        if (newest > offset)
-                return; /* a newer record of the key follows */
-        if (!null_value || !c->tombstones_may_go)
-                c->removable = false; /* the newest value of its key, or a tombstone still kept */
+        return newest <= offset && (!null_value || !c->tombstones_may_go);
 }
 
-/* Whether the batch at <pos> of c->seg may go; the tombstone rule needs its timestamp. */
-static bool batch_removable(struct compaction *c, const struct record_batch_header *h, const uint8_t *batch,
-                            size_t len, int64_t pos)
+static void count_going(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
+{
+        struct compaction *c = arg;
+        if (!record_stays(c, offset_delta, key, key_len, null_value))
+                c->going++;
+}
+
+/* How many records of the batch can go (0 for one that is kept whole). */
+static int32_t records_going(struct compaction *c, const struct record_batch_header *h, const uint8_t *batch,
+                             size_t len)
 {
         if (h->attributes & (RECORD_ATTR_COMPRESSION_MASK | RECORD_ATTR_CONTROL | RECORD_ATTR_TRANSACTIONAL))
-                return false;
-        c->removable = true;
+                return 0;
         c->base_offset = h->base_offset;
         /* A tombstone goes only when no batch we cannot read may hold an older value of
          * its key, which would come back without it. */
         c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->tombstone_before_ms;
-        if (!record_batch_for_each_record(batch, len, h, judge_record, c))
-                c->removable = false;
-        return c->removable;
+        c->going = 0;
+        if (!record_batch_for_each_record(batch, len, h, count_going, c))
+                return 0;
+        return c->going;
 }
 
-static int count_removable(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
-                           int64_t pos)
+static int any_going(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                     int64_t pos)
 {
         struct compaction *c = arg;
-        return batch_removable(c, h, batch, len, pos) ? 1 : 0; /* stops at the first */
+        return records_going(c, h, batch, len) > 0 ? 1 : 0; /* stops at the first */
 }
 
-static int keep_batch(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
-                      int64_t pos)
+static int keep_records(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                        int64_t pos, const uint8_t **out, size_t *out_len)
 {
         struct compaction *c = arg;
-        if (!batch_removable(c, h, batch, len, pos))
+        int32_t going = records_going(c, h, batch, len);
+        if (going == 0)
                 return 1;
-        c->removed++;
-        c->removed_bytes += (int64_t)len;
-        return 0;
+        c->records_removed += going;
+        if (going == h->record_count) {
+                c->removed++;
+                c->removed_bytes += (int64_t)len;
+                return 0;
+        }
+        if (c->scratch_cap < len) {
+                c->scratch = xrealloc(c->scratch, len);
+                c->scratch_cap = len;
+        }
+        size_t n = record_batch_filter(batch, len, h, record_stays, c, c->scratch);
+        if (n == 0) { /* cannot be: records_going() walked the same records */
+                c->records_removed -= going;
+                return 1;
+        }
+        *out = c->scratch;
+        *out_len = n;
+        c->removed_bytes += (int64_t)(len - n);
+        return 1;
 }
 
 int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
@@ -794,17 +818,17 @@ int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st
                 err = segment_scan_batches(log->segs[i], learn_batch, &c);
         for (int i = 0; i < log->nsegs - 1 && !err; i++) {
                 c.seg = log->segs[i];
-                int rc = segment_scan_batches(c.seg, count_removable, &c);
+                int rc = segment_scan_batches(c.seg, any_going, &c);
                 if (rc < 0) {
                         err = rc;
                         break;
                 }
                 if (rc == 0)
                         continue; /* nothing to remove here */
-                int64_t removed_before = c.removed, bytes_before = c.removed_bytes;
+                int64_t removed_before = c.removed, bytes_before = c.removed_bytes, records_before = c.records_removed;
                 struct segment *fresh = NULL;
                 err = segment_rewrite(c.seg, log->dir, log->segs[i + 1]->base_offset, log->cfg.index_interval_bytes,
-                                      keep_batch, &c, &fresh);
+                                      keep_records, &c, &fresh);
                 if (fresh) {
                         log->size_bytes += fresh->size_bytes - c.seg->size_bytes;
                         segment_free(c.seg); /* fetches in flight keep the old file */
@@ -813,11 +837,14 @@ int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st
                 if (err) {
                         c.removed = removed_before;
                         c.removed_bytes = bytes_before;
+                        c.records_removed = records_before;
                         break;
                 }
                 st->segments_cleaned++;
         }
         map_deinit(&c.latest);
+        free(c.scratch);
+        st->records_removed = c.records_removed;
         st->batches_removed = c.removed;
         st->bytes_removed = c.removed_bytes;
         if (err) {
@@ -826,7 +853,8 @@ int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st
         }
         log->compact_dirty = false;
         if (st->segments_cleaned)
-                log_info("compacted dir=%s segments=%d batches_removed=%" PRId64 " bytes_removed=%" PRId64, log->dir,
-                         st->segments_cleaned, st->batches_removed, st->bytes_removed);
+                log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
+                         " bytes_removed=%" PRId64,
+                         log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
         return 0;
 }

@@ -118,19 +118,22 @@ int plog_delete_records(struct plog *log, int64_t offset);
 int plog_enforce_retention(struct plog *log, int64_t now_ms);
 
 /* Log compaction (cleanup.policy=compact): keeps at least the newest record of every
- * key. Closed segments written since the last pass are cleaned: a batch goes when every
- * record in it has a newer record of the same key later in the log (or is a tombstone
- * older than delete_retention_ms with nothing newer). Batches are kept or dropped whole
- * and byte for byte, so offsets keep their values and gain gaps, which consumers skip;
- * a closed segment keeps its offset range even when it ends up empty, so the log start
- * offset never moves. Kept as they are: the active segment, compressed batches (not
- * opened; their keys do not make older records obsolete, and while the log holds any,
- * tombstones are kept too) and records without a key. Runs on the calling thread and reads the whole
- * log: meant for small compacted topics such as the control plane's.
- * Returns 0 with what was done in *<st>, or a negative errno (the log is consistent). */
+ * key. Closed segments written since the last pass are cleaned: a record goes when a
+ * newer record of the same key follows it in the log, and a tombstone once it is older
+ * than delete_retention_ms (with every older value of its key, which goes first). Each
+ * batch is kept, filtered (record_batch_filter: same base and last offset, so offsets
+ * keep their values and gain gaps, which consumers skip) or dropped when nothing of it
+ * stays; a closed segment keeps its offset range even when it ends up empty, so the log
+ * start offset never moves. Kept as they are: the active segment, compressed batches
+ * (not opened; their keys do not make older records obsolete, and while the log holds
+ * any, tombstones are kept too) and records without a key. Runs on the calling thread
+ * and reads the whole log: meant for small compacted topics such as the control
+ * plane's. Returns 0 with what was done in *<st>, or a negative errno (the log is
+ * consistent). */
 struct plog_compact_stats {
         int segments_cleaned;
-        int64_t batches_removed;
+        int64_t records_removed;
+        int64_t batches_removed; /* of those, batches of which nothing stayed */
         int64_t bytes_removed;
 };
 int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st);

@@ -826,7 +826,7 @@ int segment_scan_batches(struct segment *seg, segment_bytes_fn *fn, void *ctx)
 }
 
 struct rewrite {
-        segment_bytes_fn *keep;
+        segment_keep_fn *keep;
         void *ctx;
         int fd;
         int64_t written;
@@ -836,18 +836,20 @@ static int rewrite_one(void *arg, const struct record_batch_header *h, const uin
                        int64_t pos)
 {
         struct rewrite *rw = arg;
-        int rc = rw->keep(rw->ctx, h, batch, len, pos);
+        const uint8_t *out = batch;
+        size_t out_len = len;
+        int rc = rw->keep(rw->ctx, h, batch, len, pos, &out, &out_len);
         if (rc <= 0)
                 return rc;
-        rc = fileio_pwrite(rw->fd, batch, len, rw->written);
+        rc = fileio_pwrite(rw->fd, out, out_len, rw->written);
         if (rc)
                 return rc;
-        rw->written += (int64_t)len;
+        rw->written += (int64_t)out_len;
         return 0;
 }
 
 int segment_rewrite(struct segment *seg, const char *dir, int64_t next_base, int32_t index_interval_bytes,
-                    segment_bytes_fn *keep, void *ctx, struct segment **out)
+                    segment_keep_fn *keep, void *ctx, struct segment **out)
 {
         /* ".tmp": a leftover of a crash is removed when the log opens (plog.c). */
         char *tmp = xasprintf("%s/%020" PRId64 ".cleaned.tmp", dir, seg->base_offset);

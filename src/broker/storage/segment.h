@@ -97,26 +97,31 @@ typedef int segment_batch_fn(void *ctx, const struct record_batch_header *h);
 int segment_for_each_batch(struct segment *seg, int64_t from_offset, segment_batch_fn *fn,
                            void *ctx);
 
-/* Called by segment_scan_batches() and segment_rewrite() with each whole batch: its
- * header, its bytes (valid during the call) and its file position. For the scan a
- * non-zero return stops the walk and is passed back; for the rewrite, 1 keeps the batch,
- * 0 drops it and a negative errno stops. */
+/* Called by segment_scan_batches() with each whole batch: its header, its bytes (valid
+ * during the call) and its file position. A non-zero return stops the walk and is
+ * passed back. */
 typedef int segment_bytes_fn(void *ctx, const struct record_batch_header *h, const uint8_t *batch, size_t len,
                              int64_t pos);
+/* Called by segment_rewrite() like segment_bytes_fn, with *<out>, *<out_len> set to the
+ * batch: returns 1 to write the *<out_len> bytes at *<out> (the batch, or a filtered copy
+ * the callee owns, valid until its next call), 0 to drop the batch, or a negative errno
+ * to stop. */
+typedef int segment_keep_fn(void *ctx, const struct record_batch_header *h, const uint8_t *batch, size_t len,
+                            int64_t pos, const uint8_t **out, size_t *out_len);
 
 /* Calls <fn> on every batch of <seg>, in order. Returns 0, <fn>'s non-zero value, or a
  * negative errno (-EBADMSG: a corrupt batch). */
 int segment_scan_batches(struct segment *seg, segment_bytes_fn *fn, void *ctx);
 
-/* Log compaction of a closed segment: writes the batches <keep> accepts, byte for byte
- * (offsets unchanged, so the segment's offsets get gaps), to a new file that replaces
+/* Log compaction of a closed segment: writes what <keep> makes of each batch (offsets
+ * unchanged, so the segment's offsets get gaps) to a new file that replaces
  * the .log atomically, and rebuilds the indexes. The new segment (same base offset, end
  * <next_base>) is returned in *<out>; <seg> is then stale: the caller swaps and frees
  * it (fetch slices still hold the old file open). A crash at any point leaves either
  * the old or the new file, and indexes are rebuilt at open. Returns 0, or a negative
  * errno; even then a non-NULL *<out> replaces <seg> (its indexes were rebuilt). */
 int segment_rewrite(struct segment *seg, const char *dir, int64_t next_base, int32_t index_interval_bytes,
-                    segment_bytes_fn *keep, void *ctx, struct segment **out);
+                    segment_keep_fn *keep, void *ctx, struct segment **out);
 
 /* The .log file's modification time in ms. Returns 0 or a negative errno. */
 int segment_mtime_ms(struct segment *seg, int64_t *mtime_ms);
