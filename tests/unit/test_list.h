@@ -1,5 +1,6 @@
 /* Every unit test, once. TEST_ENTRY(name) matches TEST(name) in a tests/unit/test_*.c. */
 TEST_ENTRY(crc32c_known_vectors)
+TEST_ENTRY(crc32c_long_buffers_match_the_definition)
 TEST_ENTRY(wire_varints_round_trip)
 TEST_ENTRY(wire_rejects_lengths_past_end)
 TEST_ENTRY(wire_arena_budget)

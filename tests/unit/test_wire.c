@@ -26,6 +26,42 @@ TEST(crc32c_known_vectors)
         CHECK_EQ(crc32c(crc32c(0, inc, 13), inc + 13, 19), 0x46dd794eu);
 }
 
+/* Bit at a time, straight from the definition. */
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t len)
+{
+        uint32_t crc = 0xffffffffu;
+        while (len--) {
+                crc ^= *p++;
+                for (int k = 0; k < 8; k++)
+                        crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+        }
+        return ~crc;
+}
+
+/* Long buffers go through three interleaved lanes (of 4096 and of 256 bytes) that are
+ * joined: every length around those steps, at every alignment, split or not, agrees
+ * with the definition. */
+TEST(crc32c_long_buffers_match_the_definition)
+{
+        size_t max = 3 * 4096 * 2 + 3 * 256 + 64;
+        uint8_t *b = malloc(max + 8);
+        uint32_t x = 12345;
+        for (size_t i = 0; i < max + 8; i++) {
+                x = x * 1103515245u + 12345u;
+                b[i] = (uint8_t)(x >> 16);
+        }
+        const size_t lens[] = { 0, 1, 255, 767, 768, 769, 1543, 12287, 12288, 12289, 13055, 13056, 13063,
+                                24576, 24576 + 768 + 7, max };
+        for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+                for (size_t off = 0; off < 8; off += 3) {
+                        size_t n = lens[i];
+                        uint32_t want = crc32c_bitwise(b + off, n);
+                        CHECK_EQ(crc32c(0, b + off, n), want);
+                        CHECK_EQ(crc32c(crc32c(0, b + off, n / 3), b + off + n / 3, n - n / 3), want);
+                }
+        free(b);
+}
+
 TEST(wire_varints_round_trip)
 {
         struct buf b;
