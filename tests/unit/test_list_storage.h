@@ -1,6 +1,7 @@
 /* Storage unit tests (tests/unit/test_storage.c). */
 TEST_ENTRY(storage_append_read_round_trip)
 TEST_ENTRY(storage_read_respects_max_bytes)
+TEST_ENTRY(storage_sequential_reads_match_lookups)
 TEST_ENTRY(storage_roll_by_size)
 TEST_ENTRY(storage_roll_by_time)
 TEST_ENTRY(storage_index_lookup_in_big_log)

@@ -373,6 +373,76 @@ TEST(storage_read_respects_max_bytes)
         free(dir);
 }
 
+/* Readers that go on where their last read ended are served from the position the log
+ * remembered (no index lookup): two consumers interleaved over many segments get byte
+ * for byte what reads in reverse order (which never hit a remembered position) get. */
+TEST(storage_sequential_reads_match_lookups)
+{
+        char *dir = log_dir();
+        struct plog_config cfg = config();
+        cfg.segment_bytes = 1500;
+        cfg.index_interval_bytes = 200;
+        int err;
+        struct plog *log = plog_open(dir, &cfg, false, &err);
+        CHECK(log != NULL);
+        for (int i = 0; i < 80; i++) {
+                struct batch_spec b = plain(1 + i % 5, T0 + i);
+                b.value_len = 20 + (i * 7) % 90;
+                struct plog_append_result res;
+                CHECK_EQ(append_spec(log, &b, T0, &res), 0);
+        }
+        CHECK(plog_segment_count(log) > 5);
+        int64_t end = plog_end_offset(log);
+        struct read { int64_t offset; int32_t max; uint8_t *data; int32_t len; } reads[400];
+        int nreads = 0;
+        int64_t at[2] = { 0, 37 };
+        const int32_t max[2] = { 700, 260 };
+        while ((at[0] < end || at[1] < end) && nreads < 400) {
+                for (int r = 0; r < 2 && nreads < 400; r++) {
+                        if (at[r] >= end)
+                                continue;
+                        struct read *rd = &reads[nreads++];
+                        rd->offset = at[r];
+                        rd->max = max[r];
+                        CHECK_EQ(read_slice(log, at[r], max[r], &rd->data, &rd->len), 0);
+                        int64_t first, next;
+                        CHECK(walk(rd->data, rd->len, &first, &next) > 0);
+                        CHECK(first <= at[r] && next > at[r]);
+                        at[r] = next;
+                }
+        }
+        CHECK(nreads < 400);
+        plog_close(log);
+        log = plog_open(dir, &cfg, false, &err);
+        CHECK(log != NULL);
+        for (int i = nreads - 1; i >= 0; i--) {
+                uint8_t *data;
+                int32_t len;
+                CHECK_EQ(read_slice(log, reads[i].offset, reads[i].max, &data, &len), 0);
+                CHECK_EQ(len, reads[i].len);
+                CHECK(memcmp(data, reads[i].data, (size_t)len) == 0);
+                free(data);
+                free(reads[i].data);
+        }
+        /* A consumer caught up at the end gets exactly what is appended next. */
+        uint8_t *data;
+        int32_t len;
+        int64_t first, next;
+        CHECK_EQ(read_slice(log, end - 1, 1 << 20, &data, &len), 0);
+        free(data);
+        CHECK_EQ(read_slice(log, end, 1 << 20, &data, &len), 0);
+        CHECK_EQ(len, 0);
+        free(data);
+        CHECK_EQ(append_plain(log, 3, T0, T0), end);
+        CHECK_EQ(read_slice(log, end, 1 << 20, &data, &len), 0);
+        CHECK_EQ(walk(data, len, &first, &next), 1);
+        CHECK_EQ(first, end);
+        CHECK_EQ(next, end + 3);
+        free(data);
+        plog_close(log);
+        free(dir);
+}
+
 TEST(storage_roll_by_size)
 {
         char *dir = log_dir();

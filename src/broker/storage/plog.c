@@ -24,6 +24,7 @@
 #include "kafka/record.h"
 
 #define START_OFFSET_FILE "log-start-offset"
+#define READ_HINTS 4
 #define SNAPSHOTS_KEPT 2 /* the newest, and one to fall back on if it is torn */
 
 struct plog {
@@ -39,6 +40,18 @@ struct plog {
         int64_t *snapshots;        /* offsets of snapshot files on disk, ascending */
         int nsnapshots;
         bool compact_dirty;        /* a segment was closed since the last compaction */
+        /* Where the last reads ended: a consumer reading on asks next for the offset a
+         * read ended at, found here without index lookups. Valid while layout_gen is
+         * unchanged (segments deleted or rewritten bump it). A few, for several groups
+         * reading one partition. */
+        struct read_hint {
+                struct segment *seg;
+                int64_t offset;
+                int64_t pos;
+                uint64_t gen;
+        } hints[READ_HINTS];
+        int next_hint;
+        uint64_t layout_gen;
 };
 
 static struct segment *active(const struct plog *log)
@@ -550,6 +563,44 @@ static int find_segment(const struct plog *log, int64_t offset)
         return lo;
 }
 
+/* Finds in a read hint the batch holding <offset> (or the first after it): its
+ * segment's index in *<n>, its position and header. Returns the hint's slot, or -1. */
+static int hinted(struct plog *log, int64_t offset, int *n, int64_t *pos, struct record_batch_header *h)
+{
+        for (int i = 0; i < READ_HINTS; i++) {
+                struct read_hint *hint = &log->hints[i];
+                if (!hint->seg || hint->offset != offset || hint->gen != log->layout_gen)
+                        continue;
+                if (hint->pos >= hint->seg->size_bytes)
+                        return -1; /* a segment's end, or nothing written there yet */
+                int at = find_segment(log, offset);
+                if (log->segs[at] != hint->seg)
+                        return -1;
+                if (segment_batch_at(hint->seg, hint->pos, h) != 0 || h->base_offset + h->last_offset_delta < offset)
+                        return -1;
+                *n = at;
+                *pos = hint->pos;
+                return i;
+        }
+        return -1;
+}
+
+/* Remembers that a read ending at <pos> of segment <n> goes on at <offset>, in <slot>
+ * (the hint the read came from) or, for a new reader, in the oldest slot. */
+static void remember_read_end(struct plog *log, int slot, int n, int64_t pos, int64_t offset)
+{
+        struct segment *seg = log->segs[n];
+        if (pos >= seg->size_bytes && n + 1 < log->nsegs) {
+                seg = log->segs[n + 1]; /* a closed segment's end: the next one's start */
+                pos = 0;
+        }
+        if (slot < 0) {
+                slot = log->next_hint;
+                log->next_hint = (log->next_hint + 1) % READ_HINTS;
+        }
+        log->hints[slot] = (struct read_hint){ seg, offset, pos, log->layout_gen };
+}
+
 int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, struct kafka_file_slice *out)
 {
         out->fd = -1;
@@ -559,28 +610,35 @@ int plog_read(struct plog *log, int64_t offset, int32_t max_bytes, struct kafka_
         out->release = NULL;
         if (offset < log->start_offset || offset > plog_end_offset(log))
                 return -ERANGE;
-        struct segment *seg = NULL;
+        if (offset == plog_end_offset(log))
+                return 0; /* caught up: the long poll asks this often */
         struct record_batch_header h;
         int64_t pos = 0;
-        for (int i = find_segment(log, offset); i < log->nsegs; i++) {
-                int err = segment_find_batch(log->segs[i], offset, &pos, &h);
-                if (err == 0) {
-                        seg = log->segs[i];
-                        break;
+        int n = 0, slot = hinted(log, offset, &n, &pos, &h);
+        if (slot < 0) {
+                for (n = find_segment(log, offset); n < log->nsegs; n++) {
+                        int err = segment_find_batch(log->segs[n], offset, &pos, &h);
+                        if (err == 0)
+                                break;
+                        if (err != -ENOENT)
+                                return err; /* a gap ends a segment: go on to the next one */
                 }
-                if (err != -ENOENT)
-                        return err; /* a gap ends a segment: go on to the next one */
+                if (n >= log->nsegs)
+                        return 0;
         }
-        if (!seg)
-                return 0;
+        struct segment *seg = log->segs[n];
         int64_t first = RECORD_BATCH_LOG_OVERHEAD + (int64_t)h.batch_length;
         int64_t avail = seg->size_bytes - pos, len;
-        if (avail <= max_bytes)
+        int64_t next = h.base_offset + h.last_offset_delta + 1;
+        if (avail <= max_bytes) {
                 len = avail;
-        else if (first >= max_bytes)
+                next = seg->end_offset;
+        } else if (first >= max_bytes) {
                 len = first;
-        else
-                len = segment_boundary_before(seg, pos + first, pos + max_bytes) - pos;
+        } else {
+                len = segment_boundary_before(seg, pos + first, pos + max_bytes, &next) - pos;
+        }
+        remember_read_end(log, slot, n, pos + len, next);
         seg->file->refs++;
         out->fd = seg->file->fd;
         out->pos = pos;
@@ -637,6 +695,7 @@ static void delete_oldest(struct plog *log, const char *reason)
                 log_warn("segment delete failed dir=%s err=%s", log->dir, strerror(-err));
         memmove(&log->segs[0], &log->segs[1], (size_t)(log->nsegs - 1) * sizeof(*log->segs));
         log->nsegs--;
+        log->layout_gen++;
         log->start_offset = MAX(log->start_offset, log->segs[0]->base_offset);
 }
 
@@ -833,6 +892,7 @@ int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st
                         log->size_bytes += fresh->size_bytes - c.seg->size_bytes;
                         segment_free(c.seg); /* fetches in flight keep the old file */
                         log->segs[i] = fresh;
+                        log->layout_gen++;
                 }
                 if (err) {
                         c.removed = removed_before;

@@ -669,26 +669,48 @@ int segment_find_batch(struct segment *seg, int64_t offset, int64_t *pos,
         return err;
 }
 
-int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit)
+int segment_batch_at(struct segment *seg, int64_t pos, struct record_batch_header *h)
+{
+        uint8_t p[RECORD_BATCH_HEADER_SIZE];
+        size_t got = 0;
+        if (pos < 0 || seg->size_bytes - pos < RECORD_BATCH_HEADER_SIZE)
+                return -EBADMSG;
+        int err = fileio_pread(seg->file->fd, p, sizeof(p), pos, &got);
+        if (err)
+                return err;
+        if (got < sizeof(p))
+                return -EBADMSG;
+        record_batch_header_parse(p, sizeof(p), h);
+        return header_plausible(h, seg->size_bytes - pos) ? 0 : -EBADMSG;
+}
+
+int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit, int64_t *next_offset)
 {
         struct index_entry e;
-        int64_t start = from;
-        if (limit >= seg->size_bytes)
+        int64_t start = from, start_offset = *next_offset;
+        if (limit >= seg->size_bytes) {
+                *next_offset = seg->end_offset;
                 return seg->size_bytes;
+        }
         if (index_lookup_value(&seg->offset_index, (uint32_t)MIN(limit, (int64_t)UINT32_MAX),
                                &e) == 0 &&
-            (int64_t)e.value > from)
+            (int64_t)e.value > from) {
                 start = e.value;
+                start_offset = seg->base_offset + e.key;
+        }
         struct scanner s;
         scanner_init(&s, seg->file->fd, start, seg->size_bytes, LOOKUP_CHUNK);
         struct record_batch_header h;
-        int64_t pos, boundary = start;
+        int64_t pos, boundary = start, offset = start_offset;
         int rc;
-        while ((rc = scanner_next(&s, &h, &pos)) == 1 && s.pos <= limit)
+        while ((rc = scanner_next(&s, &h, &pos)) == 1 && s.pos <= limit) {
                 boundary = s.pos;
+                offset = h.base_offset + h.last_offset_delta + 1;
+        }
         scanner_deinit(&s);
         if (rc < 0 && boundary == start)
                 return from; /* the index entry pointed at garbage */
+        *next_offset = offset;
         return boundary;
 }
 

@@ -77,9 +77,15 @@ int segment_seal(struct segment *seg);
 int segment_find_batch(struct segment *seg, int64_t offset, int64_t *pos,
                        struct record_batch_header *h);
 
+/* Reads the header of the batch at <pos> (a batch boundary below size_bytes) with one
+ * pread. Returns 0, -EBADMSG for an implausible header, or another negative errno. */
+int segment_batch_at(struct segment *seg, int64_t pos, struct record_batch_header *h);
+
 /* The largest batch boundary in [<from>, <limit>], for cutting reads at whole batches;
- * <from> must itself be a boundary. Returns <from> when nothing more fits. */
-int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit);
+ * <from> must itself be a boundary, where offset *<next_offset> starts. Returns <from>
+ * when nothing more fits; *<next_offset> becomes the offset after the batches below the
+ * returned boundary. */
+int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit, int64_t *next_offset);
 
 /* The first record at or after <min_offset> whose timestamp is >= <target_ms>: exact in
  * uncompressed batches, the batch itself (from <min_offset>) in compressed ones.
