@@ -596,7 +596,8 @@ def test_idle_connections_are_closed(broker_factory):
 
 def test_recovery_scans_only_the_active_segment(broker_factory):
     # Recovery time must depend on the segment size, not the log size: after kill -9 only
-    # the last segment of a partition is scanned, however many closed segments precede it.
+    # the last segment of a partition is scanned, however many closed segments precede it,
+    # and the (at most two) rolled segments whose background fsync was still in flight.
     b = broker_factory({"log.segment.bytes": "16384"})
     create_topic(b.bootstrap, "longlog", 1)
     produce(b.bootstrap, "longlog", [b"%05d-" % i + b"x" * 300 for i in range(2000)],
@@ -607,8 +608,9 @@ def test_recovery_scans_only_the_active_segment(broker_factory):
     b.start()
     lines = [l for l in section_after(b.log(), b.starts).splitlines()
              if "segment recovered" in l and "longlog-0" in l]
-    assert len(lines) == 1, lines
-    scanned = int(lines[0].split("scanned_bytes=")[1].split()[0])
-    assert 0 < scanned <= 16384 + 8192, lines[0]
+    assert 1 <= len(lines) <= 3, lines
+    for line in lines:
+        scanned = int(line.split("scanned_bytes=")[1].split()[0])
+        assert 0 < scanned <= 16384 + 8192, line
     # And the whole log is still there.
     assert watermarks(b.bootstrap, "longlog") == (0, 2000)

@@ -589,6 +589,91 @@ TEST(storage_reopen_without_recovery)
         free(dir);
 }
 
+/* Flips one byte inside the batch at <pos> of the segment file <path> (breaks its CRC). */
+static int corrupt_at(const char *path, int64_t pos)
+{
+        int fd = open(path, O_RDWR);
+        if (fd < 0)
+                return -1;
+        uint8_t b = 0;
+        int rc = pread(fd, &b, 1, pos) == 1 ? 0 : -1;
+        b ^= 0x5a;
+        if (!rc && pwrite(fd, &b, 1, pos) != 1)
+                rc = -1;
+        close(fd);
+        return rc;
+}
+
+static int64_t read_number(const char *path)
+{
+        char text[32] = { 0 };
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+                return -1;
+        ssize_t n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        return n > 0 ? strtoll(text, NULL, 10) : -1;
+}
+
+/* Rolled segments are synced on the sync thread, which then moves the recovery point;
+ * recovery after a crash scans the segments from there on only, and all of them when
+ * the recovery-point file is missing. */
+TEST(storage_recovery_scans_from_the_recovery_point)
+{
+        char *dir = log_dir();
+        struct plog_config cfg = config();
+        cfg.segment_bytes = 700;
+        int err;
+        struct plog *log = plog_open(dir, &cfg, false, &err);
+        CHECK(log != NULL);
+        for (int i = 0; i < 12; i++) {
+                struct batch_spec b = plain(2, T0 + i);
+                b.value_len = 60;
+                struct plog_append_result res;
+                CHECK_EQ(append_spec(log, &b, T0, &res), 0);
+        }
+        int64_t size = plog_size_bytes(log), batch = size / 12, end = plog_end_offset(log);
+        CHECK_EQ(plog_segment_count(log), 4); /* 3 batches each: bases 0, 6, 12, 18 */
+        char *rp = xasprintf("%s/recovery-point", dir);
+        for (int i = 0; i < 500 && read_number(rp) != 18; i++)
+                usleep(10000); /* the sync thread writes it while the log stays open */
+        CHECK_EQ(read_number(rp), 18);
+        plog_close(log);
+        char *seg0 = file_in(dir, 0, "log"), *seg6 = file_in(dir, 6, "log");
+        CHECK_EQ(corrupt_at(seg0, 70), 0);
+        CHECK_EQ(corrupt_at(seg6, batch + 70), 0);
+
+        /* Recovery point 18: the damaged older segments are trusted as they are. */
+        log = plog_open(dir, &cfg, true, &err);
+        CHECK(log != NULL);
+        CHECK_EQ(plog_size_bytes(log), size);
+        plog_close(log);
+
+        /* Recovery point 6 (a sync still in flight at the crash): segment 6 is scanned
+         * and cut after its first batch; the log still ends where it did. */
+        FILE *f = fopen(rp, "w");
+        CHECK(f != NULL);
+        fputs("6\n", f);
+        fclose(f);
+        log = plog_open(dir, &cfg, true, &err);
+        CHECK(log != NULL);
+        CHECK_EQ(plog_size_bytes(log), size - 2 * batch);
+        CHECK_EQ(plog_end_offset(log), end);
+        plog_close(log);
+
+        /* No file: every segment is scanned; segment 0 loses its first batch and all after. */
+        CHECK_EQ(unlink(rp), 0);
+        log = plog_open(dir, &cfg, true, &err);
+        CHECK(log != NULL);
+        CHECK_EQ(plog_size_bytes(log), size - 5 * batch);
+        CHECK_EQ(plog_end_offset(log), end);
+        plog_close(log);
+        free(seg0);
+        free(seg6);
+        free(rp);
+        free(dir);
+}
+
 TEST(storage_torn_tail_truncated)
 {
         char *dir = log_dir();

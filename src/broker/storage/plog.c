@@ -19,12 +19,15 @@
 #include "base/fileio.h"
 #include "base/map.h"
 #include "broker/storage/producer_state.h"
+#include "broker/storage/syncer.h"
 #include "broker/storage/segment.h"
 #include "kafka/errors.h"
 #include "kafka/record.h"
 
 #define START_OFFSET_FILE "log-start-offset"
+#define RECOVERY_POINT_FILE "recovery-point"
 #define READ_HINTS 4
+#define SEALS_IN_FLIGHT 2 /* per partition */
 #define SNAPSHOTS_KEPT 2 /* the newest, and one to fall back on if it is torn */
 
 struct plog {
@@ -52,6 +55,8 @@ struct plog {
         } hints[READ_HINTS];
         int next_hint;
         uint64_t layout_gen;
+        struct sync_job **syncs; /* background seals of rolled segments, oldest first */
+        int nsyncs, cap_syncs;
 };
 
 static struct segment *active(const struct plog *log)
@@ -174,10 +179,11 @@ static int write_start_offset(struct plog *log, int64_t offset)
         return err;
 }
 
-/* Returns the persisted log start offset, or -1 when there is none (or it is garbage). */
-static int64_t read_start_offset(struct plog *log)
+/* Returns the offset persisted in the file <name> of the log directory, or -1 when
+ * there is none (or it is garbage). */
+static int64_t read_offset_file(struct plog *log, const char *name)
 {
-        char *path = xasprintf("%s/%s", log->dir, START_OFFSET_FILE);
+        char *path = xasprintf("%s/%s", log->dir, name);
         int64_t offset = -1;
         int fd = fileio_open(path, O_RDONLY, 0);
         if (fd >= 0) {
@@ -192,11 +198,11 @@ static int64_t read_start_offset(struct plog *log)
                         offset = strtoll(text, &end, 10);
                 }
                 if (err || end == text || *end != '\n' || errno || offset < 0) {
-                        log_warn("log start offset file ignored path=%s", path);
+                        log_warn("offset file ignored path=%s", path);
                         offset = -1;
                 }
         } else if (fd != -ENOENT) {
-                log_warn("log start offset file unreadable path=%s err=%s", path, strerror(-fd));
+                log_warn("offset file unreadable path=%s err=%s", path, strerror(-fd));
         }
         free(path);
         return offset;
@@ -298,8 +304,23 @@ static int list_dir(struct plog *log, struct dir_listing *ls)
 
 static void delete_oldest(struct plog *log, const char *reason);
 
+/* Frees the background seals that are done, oldest first, waiting for the oldest
+ * while more than <keep> are left. */
+static void reap_syncs(struct plog *log, int keep)
+{
+        int n = 0, err;
+        while (n < log->nsyncs && (log->nsyncs - n > keep || sync_job_done(log->syncs[n], &err)))
+                sync_job_free(log->syncs[n++]); /* a failure was logged by the sync thread */
+        if (n == 0)
+                return;
+        memmove(log->syncs, log->syncs + n, (size_t)(log->nsyncs - n) * sizeof(*log->syncs));
+        log->nsyncs -= n;
+}
+
 static void free_log(struct plog *log)
 {
+        reap_syncs(log, 0); /* no sync thread may touch the directory afterwards */
+        free(log->syncs);
         for (int i = 0; i < log->nsegs; i++)
                 segment_free(log->segs[i]);
         free(log->segs);
@@ -323,10 +344,13 @@ struct plog *plog_open(const char *dir, const struct plog_config *cfg, bool reco
         producer_undo_init(&log->undo);
         struct dir_listing ls = { NULL, 0 };
         *err = list_dir(log, &ls);
-        int64_t persisted_start = read_start_offset(log);
+        int64_t persisted_start = read_offset_file(log, START_OFFSET_FILE);
+        /* -1 (no file): every segment may be torn. */
+        int64_t recovery_point = recover ? read_offset_file(log, RECOVERY_POINT_FILE) : -1;
         for (int i = 0; !*err && i < ls.nlogs; i++) {
                 int64_t next_base = i + 1 < ls.nlogs ? ls.logs[i + 1] : -1;
-                struct segment *seg = segment_open(dir, ls.logs[i], next_base, recover,
+                bool verify = recover && (next_base < 0 || ls.logs[i] >= recovery_point);
+                struct segment *seg = segment_open(dir, ls.logs[i], next_base, verify,
                                                    cfg->index_interval_bytes, err);
                 if (seg)
                         push_segment(log, seg);
@@ -395,11 +419,18 @@ void plog_set_config(struct plog *log, const struct plog_config *cfg)
 static int roll(struct plog *log, int64_t now_ms)
 {
         struct segment *old = active(log);
-        int err = segment_seal(old);
-        if (err) {
-                log_error("segment sync failed path=%s err=%s", old->path, strerror(-err));
-                return err;
+        /* At most SEALS_IN_FLIGHT: recovery scans no more segments than that, plus the
+         * active one. Rolls faster than the disk syncs wait here. */
+        reap_syncs(log, SEALS_IN_FLIGHT - 1);
+        if (log->nsyncs == log->cap_syncs) {
+                log->cap_syncs = log->cap_syncs ? 2 * log->cap_syncs : 2;
+                log->syncs = xrealloc(log->syncs, (size_t)log->cap_syncs * sizeof(*log->syncs));
         }
+        /* Durable in the background; until then recovery also scans <old>. */
+        char *path = xasprintf("%s/%s", log->dir, RECOVERY_POINT_FILE);
+        log->syncs[log->nsyncs++] = segment_seal_async(old, log->dir, path, old->end_offset);
+        free(path);
+        int err = 0;
         struct segment *seg = segment_create(log->dir, old->end_offset, &err);
         if (!err)
                 err = fileio_fsync_dir(log->dir);

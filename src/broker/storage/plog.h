@@ -5,12 +5,17 @@
  *   <dir>/00000000000000000000.timeindex  time index (max timestamp so far, relative offset)
  *   <dir>/00000000000000001234.snapshot   producer state as of offset 1234
  *   <dir>/log-start-offset                the log start offset, once DeleteRecords moved it
+ *   <dir>/recovery-point                  segments from this offset on may be torn after a crash
  *
  * Appends go to the page cache; plog_sync() makes them durable (the broker calls it before
- * acknowledging when flush-on-append is configured). Only the active segment can hold a
- * torn tail after a crash, because a segment is fsynced when it is rolled: recovery scans
- * that one segment, truncates to the last valid batch and rebuilds its indexes, so
- * recovery time is bounded by segment size, not log size.
+ * acknowledging when flush-on-append is configured). A rolled segment is fsynced on the
+ * sync thread (syncer.h), as Kafka does, so that a roll never stalls the loop; when that
+ * is done the recovery point moves to the next segment. After a crash, recovery scans the
+ * segments from the recovery point on (normally only the active one; at most two rolled
+ * segments have their sync in flight, a roll waits when there would be more), truncates
+ * each to its last valid batch and rebuilds its indexes, so
+ * recovery time is bounded by segment size, not log size. Without a recovery-point file
+ * (a log never rolled, or written before the file existed) every segment is scanned.
  *
  * Idempotent producers: per producer id the log keeps the epoch and the last 5 batches
  * (first/last sequence, first/last offset), so a retried batch is answered with its
@@ -42,9 +47,10 @@ struct plog_config {
         int64_t delete_retention_ms;  /* delete.retention.ms: how long compaction keeps tombstones */
 };
 
-/* Opens (creating if absent) the partition log in <dir>. With <recover>, the last
- * segment is scanned, a torn or corrupt tail truncated and its indexes rebuilt (after an
- * unclean shutdown); without, the indexes on disk are trusted when they look sane.
+/* Opens (creating if absent) the partition log in <dir>. With <recover> (after an
+ * unclean shutdown), the segments from the recovery point on are scanned, each torn or
+ * corrupt tail truncated and their indexes rebuilt; without, the indexes on disk are
+ * trusted when they look sane.
  * Returns the log, or NULL with *<err> a negative errno. <cfg> is copied. */
 struct plog *plog_open(const char *dir, const struct plog_config *cfg, bool recover, int *err);
 

@@ -1,5 +1,6 @@
 /* Log segments: append, recovery and index rebuild, batch lookup by offset and time. */
 #include "broker/storage/segment.h"
+#include "broker/storage/syncer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -476,7 +477,7 @@ static int set_rolling_base(struct segment *seg)
 }
 
 struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_base,
-                             bool recover, int32_t index_interval_bytes, int *err)
+                             bool verify, int32_t index_interval_bytes, int *err)
 {
         struct segment *seg = segment_alloc(dir, base_offset);
         int fd = fileio_open(seg->path, O_RDWR, 0);
@@ -492,13 +493,13 @@ struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_
         }
         seg->size_bytes = st.st_size;
         bool last = next_base < 0;
-        *err = last && recover ? -EBADMSG : load_indexes(seg, next_base);
+        *err = verify ? -EBADMSG : load_indexes(seg, next_base);
         if (*err == -EBADMSG) {
-                if (!(last && recover))
+                if (!verify)
                         log_warn("segment index rebuilt path=%s", seg->path);
                 seg->max_timestamp = -1;
                 seg->max_timestamp_offset = -1;
-                *err = rebuild(seg, st.st_size, next_base, last, index_interval_bytes);
+                *err = rebuild(seg, st.st_size, next_base, verify, index_interval_bytes);
         }
         if (!*err && last)
                 *err = set_rolling_base(seg);
@@ -605,6 +606,17 @@ int segment_seal(struct segment *seg)
         index_close_fd(&seg->offset_index);
         index_close_fd(&seg->time_index);
         return 0;
+}
+
+struct sync_job *segment_seal_async(struct segment *seg, const char *dir, const char *recovery_path,
+                                    int64_t recovery_point)
+{
+        int fds[3] = { seg->file->fd, seg->offset_index.fd, seg->time_index.fd };
+        struct sync_job *job = syncer_submit(fds, 3, dir, recovery_path, recovery_point);
+        seg->dirty = false;
+        index_close_fd(&seg->offset_index);
+        index_close_fd(&seg->time_index);
+        return job;
 }
 
 int segment_mtime_ms(struct segment *seg, int64_t *mtime_ms)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "broker/storage/index.h"
+#include "broker/storage/syncer.h"
 #include "kafka/record.h"
 
 struct segment_file {
@@ -43,13 +44,13 @@ struct segment {
 struct segment *segment_create(const char *dir, int64_t base_offset, int *err);
 
 /* Opens the existing segment at <base_offset> in <dir>. A closed segment is followed by
- * one starting at <next_base>; pass -1 for the last (active) segment. With <recover> the
- * last segment is checked batch by batch (CRC included), cut after the last valid batch
- * and its indexes rebuilt; otherwise index files are trusted when sane and rebuilt when
- * not. <index_interval_bytes> spaces rebuilt offset index entries.
+ * one starting at <next_base>; pass -1 for the last (active) segment. With <verify> the
+ * segment is checked batch by batch (CRC included), cut after the last valid batch and
+ * its indexes rebuilt (crash recovery); otherwise index files are trusted when sane and
+ * rebuilt when not. <index_interval_bytes> spaces rebuilt offset index entries.
  * Returns the segment, or NULL with *<err> a negative errno. */
 struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_base,
-                             bool recover, int32_t index_interval_bytes, int *err);
+                             bool verify, int32_t index_interval_bytes, int *err);
 
 /* Closes the segment (its file stays open while read slices hold it). NULL is fine. */
 void segment_free(struct segment *seg);
@@ -70,6 +71,12 @@ int segment_sync(struct segment *seg);
 /* Makes the segment durable before it stops being active: syncs the .log and index
  * files, then closes the index descriptors (they reopen on demand). */
 int segment_seal(struct segment *seg);
+
+/* segment_seal() on the sync thread (syncer.h): queues the fsyncs of the .log and index
+ * files, after which <recovery_point> is written to <recovery_path> in <dir>; closes the
+ * index descriptors at once. Returns the job, owned by the caller. */
+struct sync_job *segment_seal_async(struct segment *seg, const char *dir, const char *recovery_path,
+                                    int64_t recovery_point);
 
 /* Finds the batch that contains <offset>, or the first one after it: its position in
  * *<pos> and its header in *<h>. Returns 0, -ENOENT when no batch ends at or after

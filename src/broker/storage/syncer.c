@@ -1,0 +1,152 @@
+/* The sync thread: a FIFO of jobs under one mutex; each job has its own done flag,
+ * read under the same mutex, and one condition variable wakes waiters. */
+#define LOG_TOPIC "storage"
+#include "broker/storage/syncer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/alloc.h"
+#include "base/fileio.h"
+#include "base/log.h"
+
+#define SYNC_FDS_MAX 4
+
+struct sync_job {
+        int fds[SYNC_FDS_MAX];
+        int nfds;
+        char *dir, *path;
+        int64_t recovery_point;
+        bool done;
+        int err;
+        struct sync_job *next; /* in the queue */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t queued = PTHREAD_COND_INITIALIZER;   /* a job was added */
+static pthread_cond_t finished = PTHREAD_COND_INITIALIZER; /* a job is done */
+static struct sync_job *head, *tail;
+static bool started;
+
+static void run_job(struct sync_job *job)
+{
+        int err = 0;
+        for (int i = 0; i < job->nfds; i++) {
+                if (!err && fsync(job->fds[i]) < 0)
+                        err = -errno;
+                close(job->fds[i]);
+        }
+        if (!err && job->path) {
+                char *text = xasprintf("%" PRId64 "\n", job->recovery_point);
+                err = fileio_replace(job->dir, job->path, text, strlen(text));
+                free(text);
+        }
+        if (err)
+                log_error("background sync failed dir=%s err=%s", job->dir ? job->dir : "-", strerror(-err));
+        pthread_mutex_lock(&lock);
+        job->err = err;
+        job->done = true;
+        pthread_cond_broadcast(&finished);
+        pthread_mutex_unlock(&lock);
+}
+
+static void *syncer_main(void *arg)
+{
+        (void)arg;
+        for (;;) {
+                pthread_mutex_lock(&lock);
+                while (!head)
+                        pthread_cond_wait(&queued, &lock);
+                struct sync_job *job = head;
+                head = job->next;
+                if (!head)
+                        tail = NULL;
+                pthread_mutex_unlock(&lock);
+                run_job(job); /* the owner waits for done before freeing */
+        }
+        return NULL;
+}
+
+struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const char *path,
+                               int64_t recovery_point)
+{
+        struct sync_job *job = xcalloc(1, sizeof(*job));
+        for (int i = 0; i < nfds && job->nfds < SYNC_FDS_MAX; i++) {
+                if (fds[i] < 0)
+                        continue;
+                int fd = dup(fds[i]);
+                if (fd < 0) {
+                        job->err = -errno;
+                        continue;
+                }
+                job->fds[job->nfds++] = fd;
+        }
+        job->dir = dir ? xstrdup(dir) : NULL;
+        job->path = path ? xstrdup(path) : NULL;
+        job->recovery_point = recovery_point;
+        if (job->err) { /* no descriptor to spare: sync here rather than not at all */
+                log_warn("dup failed, syncing on the calling thread dir=%s err=%s", dir ? dir : "-",
+                         strerror(-job->err));
+                job->err = 0;
+                run_job(job);
+                return job;
+        }
+        pthread_mutex_lock(&lock);
+        if (!started) {
+                pthread_t t;
+                pthread_attr_t attr;
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                int rc = pthread_create(&t, &attr, syncer_main, NULL);
+                pthread_attr_destroy(&attr);
+                if (rc != 0) {
+                        pthread_mutex_unlock(&lock);
+                        log_warn("sync thread not started, syncing on the calling thread err=%s", strerror(rc));
+                        run_job(job);
+                        return job;
+                }
+                started = true;
+        }
+        if (tail)
+                tail->next = job;
+        else
+                head = job;
+        tail = job;
+        pthread_cond_signal(&queued);
+        pthread_mutex_unlock(&lock);
+        return job;
+}
+
+bool sync_job_done(struct sync_job *job, int *err)
+{
+        pthread_mutex_lock(&lock);
+        bool done = job->done;
+        if (done)
+                *err = job->err;
+        pthread_mutex_unlock(&lock);
+        return done;
+}
+
+int sync_job_wait(struct sync_job *job)
+{
+        pthread_mutex_lock(&lock);
+        while (!job->done)
+                pthread_cond_wait(&finished, &lock);
+        int err = job->err;
+        pthread_mutex_unlock(&lock);
+        return err;
+}
+
+void sync_job_free(struct sync_job *job)
+{
+        if (!job)
+                return;
+        sync_job_wait(job);
+        free(job->dir);
+        free(job->path);
+        free(job);
+}

@@ -1,0 +1,34 @@
+/* Background fsyncs of closed segments. A roll must make the old segment durable (so
+ * that recovery after a crash need not scan it), but an fsync of a 1 GiB segment takes
+ * from half a second here to many seconds on a slow disk, and on the loop thread it
+ * would stall every connection. As Kafka does, the roll hands the sync to a thread and
+ * the partition's recovery point (the first offset recovery must check) moves on once
+ * it is done.
+ *
+ * One thread for the process, started by the first job; jobs run in submission order.
+ * The API is for the loop thread; the thread touches only the job. */
+#ifndef STRATUS_BROKER_STORAGE_SYNCER_H
+#define STRATUS_BROKER_STORAGE_SYNCER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sync_job;
+
+/* Queues fsyncs of the descriptors <fds> (dup()ed here, so the caller may close its
+ * own; -1 entries are skipped), then, if they all succeed, writes <recovery_point> into
+ * the file <path> in <dir> atomically (fileio_replace). Returns the job (owned by the
+ * caller: free with sync_job_free()). */
+struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const char *path,
+                               int64_t recovery_point);
+
+/* Whether the job has finished; then *<err> is 0 or the first negative errno. */
+bool sync_job_done(struct sync_job *job, int *err);
+
+/* Waits for the job to finish; returns 0 or its first negative errno. */
+int sync_job_wait(struct sync_job *job);
+
+/* Waits for the job if it still runs, then frees it. NULL is fine. */
+void sync_job_free(struct sync_job *job);
+
+#endif
