@@ -4,8 +4,9 @@ one run (A, B, B, A, A, B, ...), so that noise from the shared cores falls on bo
 
     bench/ab.py --a /tmp/old/stratus --b build/release/stratus --size 1024 --partitions 16
 
-Each repetition starts a fresh broker, produces --count records (acks=1) and then reads
-them back in one pass; it prints produce and consume MB/s and broker CPU-s per GiB for
+Each repetition starts a fresh broker and produces --count records (acks=1), then reads
+one shared backlog (written once, by A, at the start) back in one pass with a broker of
+the same binary on it; it prints produce and consume MB/s and broker CPU-s per GiB for
 each, then the medians and the B/A ratios. Uses bench/run.py's broker and load-tool
 helpers (127.0.0.1, fresh data directories, only its own processes stopped, by pid).
 Extra load-tool options for the consume pass go after --consume-opt, e.g.
@@ -20,35 +21,53 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 
 
-def one(binary, workdir, runner, prefault, args):
+def produce(b, runner, prefault, args, topic):
+    common = ["--size", str(args.size), "--partitions", str(args.partitions)]
+    prefault(args.count * args.size + 256 * run.MIB)
+    cpu0 = b.cpu_s()
+    r = runner.bench(["produce", "--bootstrap", b.bootstrap, "--topic", topic, "--acks", args.acks,
+                      "--count", str(args.count), "--seconds", "20"] + common + args.produce_opt, 90)
+    cpu1 = b.cpu_s()
+    if not r.get("bytes"):
+        raise RuntimeError("produce failed: %s" % r.get("error"))
+    return r, (cpu1 - cpu0) / (r["bytes"] / run.GIB)
+
+
+def consume(b, runner, prefault, args, topic, records):
+    common = ["--size", str(args.size), "--partitions", str(args.partitions)]
+    prefault(256 * run.MIB)
+    cpu0 = b.cpu_s()
+    c = runner.bench(["consume", "--bootstrap", b.bootstrap, "--topic", topic, "--count", str(records),
+                      "--seconds", "20"] + common + args.consume_opt, 90)
+    cpu1 = b.cpu_s()
+    if not c.get("bytes"):
+        raise RuntimeError("consume failed: %s" % c.get("error"))
+    return c["mb_per_s"], (cpu1 - cpu0) / (c["bytes"] / run.GIB)
+
+
+def produce_run(binary, workdir, runner, prefault, args):
     b = run.Broker(workdir, "ab", overrides=args.override)
     b.args[0] = binary
     b.start()
     try:
-        out = {}
-        common = ["--size", str(args.size), "--partitions", str(args.partitions)]
-        prefault(args.count * args.size + 256 * run.MIB)
-        cpu0 = b.cpu_s()
-        r = runner.bench(["produce", "--bootstrap", b.bootstrap, "--topic", "ab", "--acks", args.acks,
-                          "--count", str(args.count), "--seconds", "20"] + common + args.produce_opt, 90)
-        cpu1 = b.cpu_s()
-        if not r.get("bytes"):
-            raise RuntimeError("produce failed: %s" % r.get("error"))
-        out["produce_mbps"] = r["mb_per_s"]
-        out["produce_cpu_gib"] = (cpu1 - cpu0) / (r["bytes"] / run.GIB)
-        time.sleep(0.2)
-        prefault(256 * run.MIB)
-        cpu0 = b.cpu_s()
-        c = runner.bench(["consume", "--bootstrap", b.bootstrap, "--topic", "ab", "--count", str(r["records"]),
-                          "--seconds", "20"] + common + args.consume_opt, 90)
-        cpu1 = b.cpu_s()
-        if not c.get("bytes"):
-            raise RuntimeError("consume failed: %s" % c.get("error"))
-        out["consume_mbps"] = c["mb_per_s"]
-        out["consume_cpu_gib"] = (cpu1 - cpu0) / (c["bytes"] / run.GIB)
-        return out
+        r, cpu = produce(b, runner, prefault, args, "ab")
+        return {"produce_mbps": r["mb_per_s"], "produce_cpu_gib": cpu}
     finally:
         b.stop()
+
+
+def consume_run(binary, backlog, runner, prefault, args, records):
+    """Reads the shared backlog: a broker on <backlog>'s data directory, kept afterwards."""
+    b = backlog
+    b.port = run.free_port()
+    b.args = [binary] + [a if not a.startswith("listeners=") else "listeners=PLAINTEXT://127.0.0.1:%d" % b.port
+                         for a in b.args[1:]]
+    b.start()
+    try:
+        mbps, cpu = consume(b, runner, prefault, args, "backlog", records)
+        return {"consume_mbps": mbps, "consume_cpu_gib": cpu}
+    finally:
+        b.stop(keep=True)
 
 
 def main():
@@ -68,9 +87,22 @@ def main():
     runner = run.Runner(os.path.join(workdir, "results.jsonl"))
     prefault = run.Prefault(workdir)
     results = {"A": [], "B": []}
+    # One backlog for every consume run: how a producer batches depends on how fast the
+    # broker acknowledges (the batch sizes of one load differ up to 8x from run to run),
+    # and reading small batches is slower, so each binary must read the same bytes.
+    backlog = run.Broker(workdir, "backlog", overrides=args.override)
+    backlog.args[0] = args.a
+    backlog.start()
+    try:
+        r, _cpu = produce(backlog, runner, prefault, args, "backlog")
+    finally:
+        backlog.stop(keep=True)
+    records = r["records"]
     for rep in range(args.reps):
         for name in (("A", "B") if rep % 2 == 0 else ("B", "A")):
-            res = one(args.a if name == "A" else args.b, workdir, runner, prefault, args)
+            binary = args.a if name == "A" else args.b
+            res = produce_run(binary, workdir, runner, prefault, args)
+            res.update(consume_run(binary, backlog, runner, prefault, args, records))
             results[name].append(res)
             print("%s rep %d: %s" % (name, rep + 1, "  ".join("%s=%.3g" % kv for kv in sorted(res.items()))),
                   flush=True)
@@ -80,7 +112,7 @@ def main():
         a = run.median([r[key] for r in results["A"]])
         b = run.median([r[key] for r in results["B"]])
         print("  %-16s A %8.3g   B %8.3g   B/A %.2f" % (key, a, b, b / a if a else float("nan")))
-    os.rmdir(workdir) if not os.listdir(workdir) else None
+    backlog.stop()  # removes its directory
 
 
 if __name__ == "__main__":
