@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -135,4 +137,17 @@ int fileio_remove_tree(const char *dir)
         if (rc < 0)
                 return errno == ENOENT ? 0 : -errno;
         return rc > 0 ? -rc : 0;
+}
+
+long fileio_raise_open_files_limit(void)
+{
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return -1;
+        if (rl.rlim_cur < rl.rlim_max) {
+                struct rlimit want = { rl.rlim_max, rl.rlim_max };
+                if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+                        rl = want;
+        }
+        return rl.rlim_cur == RLIM_INFINITY ? LONG_MAX : (long)rl.rlim_cur;
 }

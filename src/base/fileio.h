@@ -67,4 +67,9 @@ static inline void store_be64(uint8_t *p, uint64_t v)
         store_be32(p + 4, (uint32_t)v);
 }
 
+/* Raises this process's open-files limit (RLIMIT_NOFILE) to its hard limit, as servers
+ * that hold a descriptor per connection and per segment need. Returns the soft limit in
+ * force afterwards, or -1 if it cannot be read. */
+long fileio_raise_open_files_limit(void);
+
 #endif

@@ -154,6 +154,15 @@ int64_t broker_alloc_producer_id(struct broker *broker)
         return broker->next_producer_id++;
 }
 
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept_resume(struct loop *loop, void *arg)
+{
+        struct listener *l = arg;
+        l->accept_pause = NULL; /* the loop frees a fired timer */
+        loop_mod_fd(loop, l->fd, LOOP_READABLE);
+}
+
 static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
 {
         struct listener *l = arg;
@@ -161,9 +170,19 @@ static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
                 int cfd = net_accept(fd);
                 if (cfd == -EAGAIN)
                         return;
+                if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS || cfd == -ENOMEM) {
+                        /* The connection stays in the backlog; the listener is level-triggered,
+                         * so asking again at once would spin. */
+                        log_warn("accept failed listener=%s: %s; not accepting for %d ms (open connections "
+                                 "and partitions hold descriptors: raise the open-files limit)",
+                                 l->name, strerror(-cfd), ACCEPT_PAUSE_MS);
+                        loop_mod_fd(loop, fd, 0);
+                        l->accept_pause = loop_add_timer(loop, ACCEPT_PAUSE_MS, on_accept_resume, l);
+                        return;
+                }
                 if (cfd < 0) {
                         log_warn("accept failed listener=%s: %s", l->name, strerror(-cfd));
-                        return;
+                        continue; /* ECONNABORTED and the like concern that one connection */
                 }
                 conn_accept(l->broker, l, cfd);
         }
@@ -556,6 +575,7 @@ void broker_stop(struct broker *broker)
         conn_free_closed(broker);
         for (int i = 0; i < broker->nlisteners; i++) {
                 struct listener *l = &broker->listeners[i];
+                loop_cancel_timer(broker->loop, l->accept_pause);
                 if (l->fd >= 0) {
                         loop_del_fd(broker->loop, l->fd);
                         close(l->fd);

@@ -35,6 +35,7 @@ struct listener {
         struct tls_server *tls_server; /* TLS listeners: the certificate in force (shared) */
         struct broker *broker;
         uint64_t connections_total; /* accepted since start (metrics) */
+        struct loop_timer *accept_pause; /* out of descriptors: accepting again later */
 };
 
 struct topic {

@@ -10,6 +10,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/log.h"
 #include "broker/broker.h"
 #include "broker/config.h"
@@ -125,6 +126,11 @@ int broker_main(int argc, char **argv)
         }
 
         signal(SIGPIPE, SIG_IGN);
+        /* A descriptor per connection, per closed segment and three per active one. */
+        long nofile = fileio_raise_open_files_limit();
+        if (nofile >= 0 && nofile < 4096)
+                log_warn("open files limit=%ld: each connection and each segment holds a descriptor; "
+                         "raise it (ulimit -n, LimitNOFILE=) for many partitions or clients", nofile);
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

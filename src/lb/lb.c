@@ -99,6 +99,16 @@ static int bind_listener(const struct lb_listener_config *c)
         return fd;
 }
 
+#define ACCEPT_PAUSE_MS 100
+
+static void on_accept_resume(struct loop *loop, void *arg)
+{
+        struct lb_listener *l = arg;
+        l->accept_pause = NULL; /* the loop frees a fired timer */
+        if (l->fd >= 0)
+                loop_mod_fd(loop, l->fd, LOOP_READABLE);
+}
+
 static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
 {
         struct lb_listener *l = arg;
@@ -106,10 +116,18 @@ static void on_accept(struct loop *loop, int fd, uint32_t events, void *arg)
                 int cfd = net_accept(fd);
                 if (cfd == -EAGAIN)
                         return;
-                if (cfd < 0) {
-                        /* EMFILE and friends: the connection waits in the backlog. */
-                        log_warn("listener %s: accept failed: %s", l->cfg.name, strerror(-cfd));
+                if (cfd == -EMFILE || cfd == -ENFILE || cfd == -ENOBUFS || cfd == -ENOMEM) {
+                        /* The connection waits in the backlog; the listener is
+                         * level-triggered, so asking again at once would spin. */
+                        log_warn("listener %s: accept failed: %s; not accepting for %d ms", l->cfg.name,
+                                 strerror(-cfd), ACCEPT_PAUSE_MS);
+                        loop_mod_fd(loop, fd, 0);
+                        l->accept_pause = loop_add_timer(loop, ACCEPT_PAUSE_MS, on_accept_resume, l);
                         return;
+                }
+                if (cfd < 0) {
+                        log_warn("listener %s: accept failed: %s", l->cfg.name, strerror(-cfd));
+                        continue; /* ECONNABORTED and the like concern that one connection */
                 }
                 relay_start(l, cfd);
         }
@@ -139,6 +157,7 @@ static void listener_set_targets(struct lb *lb, struct lb_listener *l, const str
 
 static void listener_free(struct lb *lb, struct lb_listener *l)
 {
+        loop_cancel_timer(lb->loop, l->accept_pause);
         for (int i = 0; i < l->ntargets; i++)
                 target_release(lb, l->targets[i]);
         free(l->targets);

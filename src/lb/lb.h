@@ -49,6 +49,7 @@ struct lb_listener {
         int ntargets;
         bool removed;              /* no longer configured: draining */
         struct relay *relays;      /* connections accepted here (linked through listener_next) */
+        struct loop_timer *accept_pause; /* out of descriptors: accepting again later */
         /* Counters. */
         int64_t accepted, active;
         int64_t rejected_no_target, rejected_max, rejected_connect;

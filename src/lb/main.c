@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/alloc.h"
 #include "base/log.h"
 #include "lb/lb.h"
@@ -102,16 +103,6 @@ static void on_inotify(struct loop *loop, int fd, uint32_t events, void *arg)
                 m->reload_timer = loop_add_timer(loop, RELOAD_DEBOUNCE_MS, on_reload_timer, m);
 }
 
-/* Raises the open-file limit to the hard limit: each relayed connection holds six fds. */
-static void raise_fd_limit(void)
-{
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-                rl.rlim_cur = rl.rlim_max;
-                setrlimit(RLIMIT_NOFILE, &rl);
-        }
-}
-
 int lb_main(int argc, char **argv)
 {
         const char *config = NULL;
@@ -135,7 +126,7 @@ int lb_main(int argc, char **argv)
                 return 2;
         }
         signal(SIGPIPE, SIG_IGN);
-        raise_fd_limit();
+        fileio_raise_open_files_limit(); /* each relayed connection holds six fds */
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

@@ -42,6 +42,7 @@ class Broker:
         self.proc = None
         self.log_path = os.path.join(workdir, "broker.log")
         self.starts = 0
+        self.preexec = None  # run in the child before exec (e.g. resource limits)
 
     @property
     def bootstrap(self):
@@ -65,7 +66,7 @@ class Broker:
         log.flush()
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log, env=env)
+        self.proc = subprocess.Popen(self.args(), stdout=log, stderr=log, env=env, preexec_fn=self.preexec)
         log.close()
         if wait:
             self.wait_ready()
@@ -539,6 +540,7 @@ class Lb:
         self.proc = None
         self.config = ""
         self.starts = 0
+        self.preexec = None  # run in the child before exec (e.g. resource limits)
 
     @property
     def admin(self):
@@ -593,7 +595,8 @@ class Lb:
             err.write(f"--- start #{self.starts}\n".encode())
             err.flush()
             self.proc = subprocess.Popen([STRATUS_BIN, "lb", "--config", self.config_path, *args],
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                         preexec_fn=self.preexec)
         if wait:
             self.wait_ready()
         return self

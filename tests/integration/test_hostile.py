@@ -304,3 +304,41 @@ def test_broker_survives_hostile_peers(broker_factory):
         "\n".join(new_lines[:60])
     for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
         assert marker not in log
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_pauses_accepting_and_recovers(broker_factory):
+    # An open-files limit the broker cannot raise: connections beyond it wait in the
+    # listen backlog. The broker must not spin on the listener meanwhile, must keep serving
+    # the connections it has, and must accept again once descriptors are free.
+    import resource
+    limit = 96
+    b = broker_factory(start=False)
+    b.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    b.start()
+    assert f"open files limit={limit}" in b.log()
+    first = connect(b.port)
+    first.settimeout(5)
+    assert api_versions_ok(first)
+    flood = []
+    try:
+        for _ in range(limit + 40):  # connect() completes from the backlog, accepted or not
+            flood.append(socket.create_connection(("127.0.0.1", b.port), timeout=5))
+        wait_until(lambda: "not accepting for 100 ms" in b.log(), timeout=10, what="the accept pause")
+        cpu0 = cpu_seconds(b.proc.pid)
+        time.sleep(2)
+        spent = cpu_seconds(b.proc.pid) - cpu0
+        assert spent < 0.6, f"broker used {spent:.2f} CPU-s in 2 s while out of descriptors"
+        assert api_versions_ok(first, corr=78), "an accepted connection is still served"
+        lines = b.log().count("not accepting for 100 ms")
+        assert lines <= 2 * 25, f"{lines} log lines in about 2 s"
+    finally:
+        for s in flood:
+            s.close()
+    first.close()
+    wait_until(lambda: probe(b.port), timeout=10, what="accepting again")

@@ -821,6 +821,42 @@ def test_max_connections(targets, lb_factory):
     lb.wait_fds_back(base, FD_MARGIN, pipe_bound(base, 9))
 
 
+def test_out_of_descriptors_pauses_accepting_and_recovers(targets, lb_factory):
+    # Each relayed connection holds up to six descriptors; under a limit the lb cannot
+    # raise, it runs out. It must not spin meanwhile, must keep relaying what it has, and
+    # must relay new connections again once some close.
+    limit = 128
+    echo = targets.server("echo")
+    port = free_port()
+    lb = lb_factory(start=False)
+    lb.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    lb.start(FAST + f"listener capped 127.0.0.1:{port} {echo.addr}\n")
+    lb.wait_target(echo.addr, up=True, timeout=5)
+    first = open_echo(port, "first")
+    flood = []
+    try:
+        for i in range(limit):  # more relays than descriptors (two sockets each, pipes too)
+            flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        # Accepted connections whose target connect() fails for want of a descriptor are
+        # closed (only an accept() that fails itself pauses the listener): either way
+        # the lb ends up with all its descriptors in use.
+        wait_until(lambda: len(os.listdir(f"/proc/{lb.pid}/fd")) >= limit - 4, timeout=10,
+                   what="the lb using all its descriptors")
+        with open(f"/proc/{lb.pid}/stat") as f:
+            t0 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+        time.sleep(2)
+        with open(f"/proc/{lb.pid}/stat") as f:
+            t1 = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+        spent = (t1 - t0) / os.sysconf("SC_CLK_TCK")
+        assert spent < 0.6, f"lb used {spent:.2f} CPU-s in 2 s while out of descriptors"
+        assert echo_again(first)
+    finally:
+        close_all(flood)
+    wait_until(lambda: echo_again(open_echo(port, "later")), timeout=10, what="accepting again")
+    assert echo_again(first)
+    first.close()
+
+
 # ---- 5. PROXY protocol v2 --------------------------------------------------------------
 
 PROXY_V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
