@@ -155,13 +155,20 @@ static int find(const struct seen *s, int64_t offset)
         return -1;
 }
 
-TEST(compaction_keeps_the_newest_record_of_every_key)
+/* A compacted log that keeps tombstones 1 s, with small segments and dense indexes. */
+static struct plog_config compact_config(int64_t segment_bytes)
 {
-        char *dir = xasprintf("%s/compact-0", test_tmpdir);
-        struct plog_config cfg = { .segment_bytes = 300, .segment_ms = 1LL << 40, .retention_ms = -1,
+        struct plog_config cfg = { .segment_bytes = segment_bytes, .segment_ms = 1LL << 40, .retention_ms = -1,
                                    .retention_bytes = -1, .index_interval_bytes = 64,
                                    .producer_expiration_ms = 1LL << 40, .cleanup_compact = true,
                                    .delete_retention_ms = 1000 };
+        return cfg;
+}
+
+TEST(compaction_keeps_the_newest_record_of_every_key)
+{
+        char *dir = xasprintf("%s/compact-0", test_tmpdir);
+        struct plog_config cfg = compact_config(300);
         int err = 0;
         struct plog *log = plog_open(dir, &cfg, false, &err);
         CHECK(log);
@@ -288,10 +295,7 @@ static int find_key(const struct seen *s, const char *key)
 TEST(compaction_filters_records_inside_batches)
 {
         char *dir = xasprintf("%s/compact-2", test_tmpdir);
-        struct plog_config cfg = { .segment_bytes = 150, .segment_ms = 1LL << 40, .retention_ms = -1,
-                                   .retention_bytes = -1, .index_interval_bytes = 64,
-                                   .producer_expiration_ms = 1LL << 40, .cleanup_compact = true,
-                                   .delete_retention_ms = 1000 };
+        struct plog_config cfg = compact_config(150);
         int err = 0;
         struct plog *log = plog_open(dir, &cfg, false, &err);
         CHECK(log);

@@ -163,6 +163,21 @@ static int64_t append_plain(struct plog *log, int count, int64_t timestamp_ms, i
         return res.base_offset;
 }
 
+/* Appends <n> batches of two 60-byte records, timestamps T0 + i. Returns 0 or the first
+ * failure. */
+static int append_pairs(struct plog *log, int n)
+{
+        for (int i = 0; i < n; i++) {
+                struct batch_spec s = plain(2, T0 + i);
+                s.value_len = 60;
+                struct plog_append_result res;
+                int rc = append_spec(log, &s, T0, &res);
+                if (rc)
+                        return rc;
+        }
+        return 0;
+}
+
 /* Reads the slice plog_read() gives for <offset> into a heap buffer (freed by caller). */
 static int read_slice(struct plog *log, int64_t offset, int32_t max_bytes, uint8_t **data,
                       int32_t *len)
@@ -626,12 +641,7 @@ TEST(storage_recovery_scans_from_the_recovery_point)
         int err;
         struct plog *log = plog_open(dir, &cfg, false, &err);
         CHECK(log != NULL);
-        for (int i = 0; i < 12; i++) {
-                struct batch_spec b = plain(2, T0 + i);
-                b.value_len = 60;
-                struct plog_append_result res;
-                CHECK_EQ(append_spec(log, &b, T0, &res), 0);
-        }
+        CHECK_EQ(append_pairs(log, 12), 0);
         int64_t size = plog_size_bytes(log), batch = size / 12, end = plog_end_offset(log);
         CHECK_EQ(plog_segment_count(log), 4); /* 3 batches each: bases 0, 6, 12, 18 */
         char *rp = xasprintf("%s/recovery-point", dir);
@@ -1149,12 +1159,7 @@ TEST(storage_delete_records)
         int err;
         struct plog *log = plog_open(dir, &cfg, false, &err);
         CHECK(log != NULL);
-        for (int i = 0; i < 10; i++) {
-                struct batch_spec s = plain(2, T0 + i);
-                s.value_len = 60;
-                struct plog_append_result res;
-                CHECK_EQ(append_spec(log, &s, T0, &res), 0);
-        }
+        CHECK_EQ(append_pairs(log, 10), 0);
         CHECK_EQ(plog_segment_count(log), 5);
         CHECK_EQ(plog_delete_records(log, 21), -ERANGE);
         CHECK_EQ(plog_delete_records(log, 9), 0); /* inside the batch 8..9 */

@@ -683,17 +683,7 @@ int segment_find_batch(struct segment *seg, int64_t offset, int64_t *pos,
 
 int segment_batch_at(struct segment *seg, int64_t pos, struct record_batch_header *h)
 {
-        uint8_t p[RECORD_BATCH_HEADER_SIZE];
-        size_t got = 0;
-        if (pos < 0 || seg->size_bytes - pos < RECORD_BATCH_HEADER_SIZE)
-                return -EBADMSG;
-        int err = fileio_pread(seg->file->fd, p, sizeof(p), pos, &got);
-        if (err)
-                return err;
-        if (got < sizeof(p))
-                return -EBADMSG;
-        record_batch_header_parse(p, sizeof(p), h);
-        return header_plausible(h, seg->size_bytes - pos) ? 0 : -EBADMSG;
+        return pos < 0 ? -EBADMSG : read_header(seg, pos, h);
 }
 
 int64_t segment_boundary_before(struct segment *seg, int64_t from, int64_t limit, int64_t *next_offset)
