@@ -86,7 +86,7 @@ clean:
 # bench/group_run.py the consumer-group one. group_bench compiles in the protocol codecs.
 GROUP_BENCH_SRC := src/kafka/wire.c src/kafka/api.c src/kafka/errors.c src/kafka/gen/messages.c \
                    src/kafka/gen/api_table.c src/base/buf.c src/base/alloc.c
-bench: build/bench/stratus_bench build/bench/group_bench build/bench/lb_bench
+bench: build/bench/stratus_bench build/bench/group_bench build/bench/lb_bench build/bench/copy_probe
 build/bench/stratus_bench: bench/stratus_bench.c
 	@mkdir -p build/bench
 	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lrdkafka -lpthread
@@ -96,3 +96,6 @@ build/bench/group_bench: bench/group_bench.c $(GROUP_BENCH_SRC) $(wildcard src/k
 build/bench/lb_bench: bench/lb_bench.c
 	@mkdir -p build/bench
 	$(CC) $(CSTD) $(WARN) -O2 -g -o $@ $< -lpthread
+build/bench/copy_probe: bench/copy_probe.c src/base/crc32c.c src/base/crc32c.h
+	@mkdir -p build/bench
+	$(CC) $(CSTD) $(WARN) $(INC) -O2 -g -o $@ bench/copy_probe.c src/base/crc32c.c -lpthread

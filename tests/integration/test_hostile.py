@@ -341,4 +341,10 @@ def test_out_of_descriptors_pauses_accepting_and_recovers(broker_factory):
         for s in flood:
             s.close()
     first.close()
-    wait_until(lambda: probe(b.port), timeout=10, what="accepting again")
+
+    def served_again():
+        try:
+            return probe(b.port)
+        except OSError:
+            return False
+    wait_until(served_again, timeout=10, what="accepting again")

@@ -852,7 +852,13 @@ def test_out_of_descriptors_pauses_accepting_and_recovers(targets, lb_factory):
         assert echo_again(first)
     finally:
         close_all(flood)
-    wait_until(lambda: echo_again(open_echo(port, "later")), timeout=10, what="accepting again")
+    def relayed_again():
+        try:  # until the lb has seen the closes, a new connection may still be refused
+            with open_echo(port, "later") as s:
+                return echo_again(s)
+        except OSError:
+            return False
+    wait_until(relayed_again, timeout=10, what="relaying again")
     assert echo_again(first)
     first.close()
 
