@@ -75,24 +75,38 @@ struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const 
                                int64_t recovery_point)
 {
         struct sync_job *job = xcalloc(1, sizeof(*job));
-        for (int i = 0; i < nfds && job->nfds < SYNC_FDS_MAX; i++) {
-                if (fds[i] < 0)
-                        continue;
-                int fd = dup(fds[i]);
-                if (fd < 0) {
-                        job->err = -errno;
-                        continue;
-                }
-                job->fds[job->nfds++] = fd;
-        }
         job->dir = dir ? xstrdup(dir) : NULL;
         job->path = path ? xstrdup(path) : NULL;
         job->recovery_point = recovery_point;
-        if (job->err) { /* no descriptor to spare: sync here rather than not at all */
+        int dup_err = 0;
+        for (int i = 0; i < nfds && i < SYNC_FDS_MAX && !dup_err; i++) {
+                if (fds[i] < 0)
+                        continue;
+                int fd = dup(fds[i]);
+                if (fd < 0)
+                        dup_err = -errno;
+                else
+                        job->fds[job->nfds++] = fd;
+        }
+        if (dup_err) { /* no descriptor to spare: sync here rather than not at all */
                 log_warn("dup failed, syncing on the calling thread dir=%s err=%s", dir ? dir : "-",
-                         strerror(-job->err));
-                job->err = 0;
+                         strerror(-dup_err));
+                for (int i = 0; i < job->nfds; i++)
+                        close(job->fds[i]);
+                job->nfds = 0;
+                int err = 0;
+                for (int i = 0; i < nfds && !err; i++)
+                        if (fds[i] >= 0 && fsync(fds[i]) < 0)
+                                err = -errno;
+                if (err) { /* the recovery point stays where it was */
+                        free(job->path);
+                        job->path = NULL;
+                }
                 run_job(job);
+                if (err) {
+                        job->err = err;
+                        log_error("sync failed dir=%s err=%s", dir ? dir : "-", strerror(-err));
+                }
                 return job;
         }
         pthread_mutex_lock(&lock);
