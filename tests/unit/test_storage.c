@@ -645,10 +645,8 @@ TEST(storage_recovery_scans_from_the_recovery_point)
         int64_t size = plog_size_bytes(log), batch = size / 12, end = plog_end_offset(log);
         CHECK_EQ(plog_segment_count(log), 4); /* 3 batches each: bases 0, 6, 12, 18 */
         char *rp = xasprintf("%s/recovery-point", dir);
-        for (int i = 0; i < 500 && read_number(rp) != 18; i++)
-                usleep(10000); /* the sync thread writes it while the log stays open */
+        plog_close(log); /* waits for the sync thread, which wrote the file */
         CHECK_EQ(read_number(rp), 18);
-        plog_close(log);
         char *seg0 = file_in(dir, 0, "log"), *seg6 = file_in(dir, 6, "log");
         CHECK_EQ(corrupt_at(seg0, 70), 0);
         CHECK_EQ(corrupt_at(seg6, batch + 70), 0);
