@@ -1296,6 +1296,25 @@ TEST(storage_read_ref_outlives_segment)
         free(dir);
 }
 
+/* Deleting a log right after rolls leaves its seals to the sync thread, which must write
+ * nothing into the directory once it is gone. */
+TEST(storage_destroy_with_seals_in_flight)
+{
+        char *dir = log_dir();
+        struct plog_config cfg = config();
+        cfg.segment_bytes = 300;
+        for (int round = 0; round < 20; round++) {
+                int err;
+                struct plog *log = plog_open(dir, &cfg, false, &err);
+                CHECK(log != NULL);
+                CHECK_EQ(append_pairs(log, 8), 0);
+                CHECK(plog_segment_count(log) >= 4);
+                CHECK_EQ(plog_destroy(log), 0);
+                CHECK(!file_exists(dir));
+        }
+        free(dir);
+}
+
 TEST(storage_destroy_removes_dir)
 {
         char *dir = log_dir();

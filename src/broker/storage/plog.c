@@ -398,6 +398,10 @@ void plog_close(struct plog *log)
 int plog_destroy(struct plog *log)
 {
         char *dir = xstrdup(log->dir);
+        /* Deleting: no need to wait for the fsyncs of files about to go. */
+        for (int i = 0; i < log->nsyncs; i++)
+                sync_job_abandon(log->syncs[i]);
+        log->nsyncs = 0;
         free_log(log);
         int err = fileio_remove_tree(dir);
         if (err)

@@ -22,6 +22,8 @@ struct sync_job {
         char *dir, *path;
         int64_t recovery_point;
         bool done;
+        bool abandoned; /* the owner let go: no recovery-point write, freed when done */
+        bool writing;   /* writing the recovery point: abandoning waits for that */
         int err;
         struct sync_job *next; /* in the queue */
 };
@@ -32,6 +34,13 @@ static pthread_cond_t finished = PTHREAD_COND_INITIALIZER; /* a job is done */
 static struct sync_job *head, *tail;
 static bool started;
 
+static void job_free(struct sync_job *job)
+{
+        free(job->dir);
+        free(job->path);
+        free(job);
+}
+
 static void run_job(struct sync_job *job)
 {
         int err = 0;
@@ -40,18 +49,25 @@ static void run_job(struct sync_job *job)
                         err = -errno;
                 close(job->fds[i]);
         }
-        if (!err && job->path) {
+        pthread_mutex_lock(&lock);
+        bool write_point = !err && job->path && !job->abandoned; /* its directory may be gone */
+        job->writing = write_point;
+        pthread_mutex_unlock(&lock);
+        if (write_point) {
                 char *text = xasprintf("%" PRId64 "\n", job->recovery_point);
                 err = fileio_replace(job->dir, job->path, text, strlen(text));
                 free(text);
         }
-        if (err)
-                log_error("background sync failed dir=%s err=%s", job->dir ? job->dir : "-", strerror(-err));
         pthread_mutex_lock(&lock);
+        if (err && !job->abandoned)
+                log_error("background sync failed dir=%s err=%s", job->dir ? job->dir : "-", strerror(-err));
         job->err = err;
         job->done = true;
+        bool free_it = job->abandoned;
         pthread_cond_broadcast(&finished);
         pthread_mutex_unlock(&lock);
+        if (free_it)
+                job_free(job);
 }
 
 static void *syncer_main(void *arg)
@@ -160,7 +176,19 @@ void sync_job_free(struct sync_job *job)
         if (!job)
                 return;
         sync_job_wait(job);
-        free(job->dir);
-        free(job->path);
-        free(job);
+        job_free(job);
+}
+
+void sync_job_abandon(struct sync_job *job)
+{
+        if (!job)
+                return;
+        pthread_mutex_lock(&lock);
+        while (job->writing && !job->done) /* a millisecond: then the directory can go */
+                pthread_cond_wait(&finished, &lock);
+        bool done = job->done;
+        job->abandoned = true;
+        pthread_mutex_unlock(&lock);
+        if (done)
+                job_free(job);
 }

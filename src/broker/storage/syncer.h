@@ -31,4 +31,10 @@ int sync_job_wait(struct sync_job *job);
 /* Waits for the job if it still runs, then frees it. NULL is fine. */
 void sync_job_free(struct sync_job *job);
 
+/* Lets go of the job without waiting for its fsyncs, for a log being deleted: it skips
+ * its recovery-point write (waits for it if under way, so that nothing is written into
+ * the directory afterwards), and is freed when done (at once if it is). The caller must
+ * not use it afterwards. NULL is fine. */
+void sync_job_abandon(struct sync_job *job);
+
 #endif
