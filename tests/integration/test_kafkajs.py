@@ -1,8 +1,9 @@
 """kafkajs 2.2.4 (Node) against stratus: produce round trips and the admin API.
 
-kafkajs consumers need consumer groups, which stratus does not serve yet, so records
-produced by kafkajs are read back with a librdkafka assign()-consumer. The node script
-(js/kafkajs_client.js) prints one JSON object; these tests assert on it.
+Records produced by kafkajs are read back with a librdkafka assign()-consumer (kafkajs
+only consumes through a group; its group members are tested in test_groups.py and
+test_compaction.py). The node script (js/kafkajs_client.js) prints one JSON object; these
+tests assert on it.
 """
 import json
 import os
