@@ -114,10 +114,10 @@ struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const 
                 for (int i = 0; i < nfds && !err; i++)
                         if (fds[i] >= 0 && fsync(fds[i]) < 0)
                                 err = -errno;
-                if (err) { /* the recovery point stays where it was */
-                        free(job->path);
-                        job->path = NULL;
-                }
+                /* No recovery-point write: queued jobs of older segments may not be done,
+                 * and the point must not pass them. The next job moves it on. */
+                free(job->path);
+                job->path = NULL;
                 run_job(job);
                 if (err) {
                         job->err = err;
