@@ -173,6 +173,11 @@ size_t record_batch_filter(const uint8_t *batch, size_t size, const struct recor
         return n;
 }
 
+int32_t record_batch_record_count(const uint8_t *p)
+{
+        return (int32_t)load_be32(p + 57);
+}
+
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset)
 {
         store_be64(p, (uint64_t)base_offset);

@@ -89,6 +89,9 @@ typedef bool record_keep_fn(void *ctx, int32_t offset_delta, const uint8_t *key,
 size_t record_batch_filter(const uint8_t *p, size_t size, const struct record_batch_header *h,
                            record_keep_fn *keep, void *ctx, uint8_t *out);
 
+/* The record count in the header of the batch at <p> (as record_batch_filter() wrote it). */
+int32_t record_batch_record_count(const uint8_t *p);
+
 /* Rewrites base_offset in place (outside the CRC). */
 void record_batch_set_base_offset(uint8_t *p, int64_t base_offset);
 void record_batch_set_leader_epoch(uint8_t *p, int32_t epoch);

@@ -841,6 +841,19 @@ static bool record_stays(void *arg, int32_t offset_delta, const uint8_t *key, in
         return newest <= offset && (!null_value || !c->tombstones_may_go);
 }
 
+static int filterable(const struct record_batch_header *h)
+{
+        return !(h->attributes & (RECORD_ATTR_COMPRESSION_MASK | RECORD_ATTR_CONTROL | RECORD_ATTR_TRANSACTIONAL));
+}
+
+static void note_batch(struct compaction *c, const struct record_batch_header *h)
+{
+        c->base_offset = h->base_offset;
+        /* A tombstone goes only when no batch we cannot read may hold an older value of
+         * its key, which would come back without it. */
+        c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->tombstone_before_ms;
+}
+
 static void count_going(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
 {
         struct compaction *c = arg;
@@ -848,50 +861,43 @@ static void count_going(void *arg, int32_t offset_delta, const uint8_t *key, int
                 c->going++;
 }
 
-/* How many records of the batch can go (0 for one that is kept whole). */
-static int32_t records_going(struct compaction *c, const struct record_batch_header *h, const uint8_t *batch,
-                             size_t len)
-{
-        if (h->attributes & (RECORD_ATTR_COMPRESSION_MASK | RECORD_ATTR_CONTROL | RECORD_ATTR_TRANSACTIONAL))
-                return 0;
-        c->base_offset = h->base_offset;
-        /* A tombstone goes only when no batch we cannot read may hold an older value of
-         * its key, which would come back without it. */
-        c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->tombstone_before_ms;
-        c->going = 0;
-        if (!record_batch_for_each_record(batch, len, h, count_going, c))
-                return 0;
-        return c->going;
-}
-
+/* Whether the segment has a record to remove: decides if it is rewritten at all.
+ * Stops at the first batch with one (compressed, control and transactional batches
+ * are kept whole). */
 static int any_going(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
                      int64_t pos)
 {
         struct compaction *c = arg;
-        return records_going(c, h, batch, len) > 0 ? 1 : 0; /* stops at the first */
+        if (!filterable(h))
+                return 0;
+        note_batch(c, h);
+        c->going = 0;
+        return record_batch_for_each_record(batch, len, h, count_going, c) && c->going > 0 ? 1 : 0;
 }
 
+/* One walk per batch: the filtered copy says how many records stayed. */
 static int keep_records(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len,
                         int64_t pos, const uint8_t **out, size_t *out_len)
 {
         struct compaction *c = arg;
-        int32_t going = records_going(c, h, batch, len);
-        if (going == 0)
+        if (!filterable(h))
                 return 1;
-        c->records_removed += going;
-        if (going == h->record_count) {
-                c->removed++;
-                c->removed_bytes += (int64_t)len;
-                return 0;
-        }
+        note_batch(c, h);
         if (c->scratch_cap < len) {
                 c->scratch = xrealloc(c->scratch, len);
                 c->scratch_cap = len;
         }
         size_t n = record_batch_filter(batch, len, h, record_stays, c, c->scratch);
-        if (n == 0) { /* cannot be: records_going() walked the same records */
-                c->records_removed -= going;
+        if (n == 0)
+                return 1; /* framing the checks refuse: kept as it is */
+        int32_t kept = record_batch_record_count(c->scratch);
+        if (kept == h->record_count)
                 return 1;
+        c->records_removed += h->record_count - kept;
+        if (kept == 0) {
+                c->removed++;
+                c->removed_bytes += (int64_t)len;
+                return 0;
         }
         *out = c->scratch;
         *out_len = n;
