@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "broker/storage/plog.h"
 #include "broker/storage/producer_state.h"
+#include "broker/storage/syncer.h"
 #include "kafka/errors.h"
 #include "kafka/record.h"
 #include "test.h"
@@ -1560,4 +1561,63 @@ TEST(storage_write_failure_rolls_back)
         free(data);
         plog_close(log);
         free(dir);
+}
+
+static char *slurp_small(const char *path)
+{
+        static char text[64];
+        FILE *f = fopen(path, "r");
+        if (!f)
+                return NULL;
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        return text;
+}
+
+/* The seal thread syncs dup()s of the caller's descriptors and then writes the
+ * recovery point; with no descriptor to spare it syncs the caller's own on the
+ * calling thread, leaves them open, and does not move the recovery point. */
+TEST(storage_syncer_background_and_out_of_descriptors)
+{
+        char *data = xasprintf("%s/data", test_tmpdir), *rp = xasprintf("%s/rp", test_tmpdir);
+        int fd = open(data, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        CHECK(fd >= 0);
+        CHECK(write(fd, "abc", 3) == 3);
+        int fds[2] = { fd, -1 };
+        struct sync_job *job = syncer_submit(fds, 2, test_tmpdir, rp, 42);
+        CHECK(sync_job_wait(job) == 0);
+        sync_job_free(job);
+        CHECK(slurp_small(rp) && strcmp(slurp_small(rp), "42\n") == 0);
+
+        struct rlimit old, lim;
+        CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+        lim = old;
+        lim.rlim_cur = 128;
+        CHECK(setrlimit(RLIMIT_NOFILE, &lim) == 0);
+        int fillers[128], nfill = 0;
+        while (nfill < 128) {
+                int f = dup(fd);
+                if (f < 0)
+                        break;
+                fillers[nfill++] = f;
+        }
+        bool limited = nfill < 128;
+        job = syncer_submit(fds, 2, test_tmpdir, rp, 99);
+        int err = -1;
+        bool done = sync_job_done(job, &err);
+        bool still_open = fcntl(fd, F_GETFD) >= 0;
+        sync_job_free(job);
+        /* Descriptors and limit back before any CHECK can end the test. */
+        for (int i = 0; i < nfill; i++)
+                close(fillers[i]);
+        CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+        CHECK(limited);    /* dup() did fail */
+        CHECK(done);       /* synced before returning */
+        CHECK(err == 0);
+        CHECK(still_open); /* the caller's descriptor is not closed by the job */
+        CHECK(strcmp(slurp_small(rp), "42\n") == 0); /* not moved by the inline sync */
+        close(fd);
+        free(data);
+        free(rp);
 }

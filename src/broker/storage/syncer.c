@@ -19,6 +19,7 @@
 struct sync_job {
         int fds[SYNC_FDS_MAX];
         int nfds;
+        bool borrowed; /* fds are the caller's (synced on its thread): not closed here */
         char *dir, *path;
         int64_t recovery_point;
         bool done;
@@ -47,7 +48,8 @@ static void run_job(struct sync_job *job)
         for (int i = 0; i < job->nfds; i++) {
                 if (!err && fsync(job->fds[i]) < 0)
                         err = -errno;
-                close(job->fds[i]);
+                if (!job->borrowed)
+                        close(job->fds[i]);
         }
         pthread_mutex_lock(&lock);
         bool write_point = !err && job->path && !job->abandoned; /* its directory may be gone */
@@ -60,7 +62,7 @@ static void run_job(struct sync_job *job)
         }
         pthread_mutex_lock(&lock);
         if (err && !job->abandoned)
-                log_error("background sync failed dir=%s err=%s", job->dir ? job->dir : "-", strerror(-err));
+                log_error("segment sync failed dir=%s err=%s", job->dir ? job->dir : "-", strerror(-err));
         job->err = err;
         job->done = true;
         bool free_it = job->abandoned;
@@ -110,19 +112,15 @@ struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const 
                 for (int i = 0; i < job->nfds; i++)
                         close(job->fds[i]);
                 job->nfds = 0;
-                int err = 0;
-                for (int i = 0; i < nfds && !err; i++)
-                        if (fds[i] >= 0 && fsync(fds[i]) < 0)
-                                err = -errno;
+                for (int i = 0; i < nfds && i < SYNC_FDS_MAX; i++)
+                        if (fds[i] >= 0)
+                                job->fds[job->nfds++] = fds[i];
+                job->borrowed = true;
                 /* No recovery-point write: queued jobs of older segments may not be done,
                  * and the point must not pass them. The next job moves it on. */
                 free(job->path);
                 job->path = NULL;
                 run_job(job);
-                if (err) {
-                        job->err = err;
-                        log_error("sync failed dir=%s err=%s", dir ? dir : "-", strerror(-err));
-                }
                 return job;
         }
         pthread_mutex_lock(&lock);
