@@ -348,29 +348,24 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
                 *field = "type";
                 return -EINVAL;
         }
-        struct store_pkc *pkcs = NULL;
-        int n = store_pkc_list(ms->store, lkc->region, 0, 0, &pkcs);
+        struct store_pkc_loaded *pkcs = NULL;
+        int n = store_pkc_list_loaded(ms->store, lkc->region, &pkcs);
         if (n < 0) {
                 snprintf(err, err_len, "the store failed");
                 return -EIO;
         }
         struct scheduler_pkc *cands = xcalloc((size_t)(n ? n : 1), sizeof(*cands));
         for (int i = 0; i < n; i++) {
+                const struct store_pkc *p = &pkcs[i].pkc;
+                const struct store_load *load = &pkcs[i].load;
                 struct scheduler_pkc *c = &cands[i];
-                c->id = pkcs[i].id;
-                c->region = pkcs[i].region;
-                c->type = strcmp(pkcs[i].type, "dedicated") == 0 ? PSC_DEDICATED : PSC_MULTI_TENANT;
+                c->id = p->id;
+                c->region = p->region;
+                c->type = strcmp(p->type, "dedicated") == 0 ? PSC_DEDICATED : PSC_MULTI_TENANT;
                 psc_policy_capacity(ms->policy, c->type, &c->capacity);
-                struct provision_load load;
-                if (provision_load(ms, pkcs[i].id, NULL, &load) < 0) {
-                        free(cands);
-                        free(pkcs);
-                        snprintf(err, err_len, "the store failed");
-                        return -EIO;
-                }
-                c->load = (struct scheduler_load){load.ingress_mbps, load.egress_mbps, load.partitions,
-                                                  load.tenants};
-                c->accepting = !pkcs[i].deleted;
+                c->load = (struct scheduler_load){load->ingress_mbps, load->egress_mbps, load->partitions,
+                                                  load->tenants};
+                c->accepting = !p->deleted;
         }
         struct scheduler_decision decision;
         rc = scheduler_place(ms->policy, &sreq, cands, (size_t)n, &decision);
@@ -392,8 +387,8 @@ int provision_place(struct mothership *ms, struct store_lkc *lkc, char *err, siz
         bool found = false;
         if (decision.action == SCHEDULER_PLACE_EXISTING) {
                 for (int i = 0; i < n && !found; i++)
-                        if (strcmp(pkcs[i].id, decision.pkc_id) == 0) {
-                                chosen = pkcs[i];
+                        if (strcmp(pkcs[i].pkc.id, decision.pkc_id) == 0) {
+                                chosen = pkcs[i].pkc;
                                 found = true;
                         }
                 ASSERT(found);

@@ -610,6 +610,32 @@ int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int 
         return collect(stmt, sizeof(**out), read_pkc, (void **)out);
 }
 
+static void read_pkc_loaded(sqlite3_stmt *stmt, void *out)
+{
+        struct store_pkc_loaded *p = out;
+        read_pkc(stmt, &p->pkc);
+        p->load.ingress_mbps = sqlite3_column_double(stmt, 17);
+        p->load.egress_mbps = sqlite3_column_double(stmt, 18);
+        p->load.partitions = sqlite3_column_int64(stmt, 19);
+        p->load.tenants = sqlite3_column_int64(stmt, 20);
+}
+
+int store_pkc_list_loaded(struct store *st, const char *region, struct store_pkc_loaded **out)
+{
+        sqlite3_stmt *stmt;
+        /* Columns 17-20 as store_pkc_load() sums them; the sums use lkc_by_pkc. */
+        if (query(st, &stmt,
+                  "SELECT " PKC_COLUMNS ", COALESCE(l.ingress, 0), COALESCE(l.egress, 0), "
+                  "COALESCE(l.partitions, 0), COALESCE(l.tenants, 0) FROM pkc LEFT JOIN "
+                  "(SELECT pkc_id, SUM(ingress_mbps) AS ingress, SUM(egress_mbps) AS egress, "
+                  "SUM(partitions) AS partitions, COUNT(*) AS tenants FROM lkc WHERE deleting = 0 AND "
+                  "pkc_id IN (SELECT id FROM pkc WHERE region = ?) GROUP BY pkc_id) AS l ON l.pkc_id = pkc.id "
+                  "WHERE pkc.region = ? ORDER BY pkc.seq",
+                  "ss", region, region) < 0)
+                return -EIO;
+        return collect(stmt, sizeof(**out), read_pkc_loaded, (void **)out);
+}
+
 int store_psc_put(struct store *st, const char *pkc_id, int64_t generation, const char *json)
 {
         int rc =

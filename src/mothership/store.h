@@ -144,6 +144,15 @@ int store_pkc_delete(struct store *st, const char *id);
 /* PKCs with seq > <after_seq> (in <region> unless NULL). As store_lkc_list(). */
 int store_pkc_list(struct store *st, const char *region, int64_t after_seq, int limit,
                    struct store_pkc **out);
+/* A PKC and the summed sizing of its LKCs (those being deleted do not count). */
+struct store_pkc_loaded {
+        struct store_pkc pkc;
+        struct store_load load;
+};
+/* Every PKC of <region> in seq order with its load, in one query (for placement, which
+ * would otherwise run one query per PKC). Returns the count (the array is the caller's
+ * to free) or -EIO. */
+int store_pkc_list_loaded(struct store *st, const char *region, struct store_pkc_loaded **out);
 
 /* The latest full PSC of each PKC: written in the transaction that changed it, published
  * after commit and again at every start. */

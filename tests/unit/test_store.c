@@ -203,3 +203,60 @@ TEST(store_satellite_heartbeats_only_move_forward)
         free(regions);
         store_close(st);
 }
+
+static void add_pkc(struct store *st, const char *id, const char *region)
+{
+        struct store_pkc p;
+        memset(&p, 0, sizeof(p));
+        snprintf(p.id, sizeof(p.id), "%s", id);
+        snprintf(p.region, sizeof(p.region), "%s", region);
+        snprintf(p.type, sizeof(p.type), "multi_tenant");
+        snprintf(p.satellite, sizeof(p.satellite), "sat-1");
+        snprintf(p.revision, sizeof(p.revision), "r1");
+        p.generation = 1;
+        CHECK_EQ(store_pkc_insert(st, &p), 0);
+}
+
+/* Placement's one query: every PKC of the region, in creation order, with the sums
+ * store_pkc_load() gives one at a time (LKCs being deleted left out, empty PKCs 0). */
+TEST(store_region_pkcs_come_with_their_load)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        add_pkc(st, "pkc-full11", "local");
+        add_pkc(st, "pkc-other1", "elsewhere");
+        add_pkc(st, "pkc-empty1", "local");
+        add_pkc(st, "pkc-half11", "local");
+        const char *ids[] = {"lkc-aaaaaa", "lkc-bbbbbb", "lkc-cccccc", "lkc-dddddd", "lkc-eeeeee"};
+        const char *on[] = {"pkc-full11", "pkc-full11", "pkc-half11", "pkc-other1", "pkc-full11"};
+        for (size_t i = 0; i < 5; i++) {
+                struct store_lkc lkc;
+                fill_lkc(&lkc, ids[i], on[i]);
+                lkc.partitions = 10 * (int)(i + 1);
+                lkc.deleting = i == 4;
+                CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+        }
+        struct store_pkc_loaded *got = NULL;
+        CHECK_EQ(store_pkc_list_loaded(st, "local", &got), 3);
+        CHECK(strcmp(got[0].pkc.id, "pkc-full11") == 0 && strcmp(got[1].pkc.id, "pkc-empty1") == 0 &&
+              strcmp(got[2].pkc.id, "pkc-half11") == 0);
+        CHECK_EQ(got[0].load.tenants, 2);
+        CHECK_EQ(got[0].load.partitions, 30);
+        CHECK(got[0].load.ingress_mbps == 20 && got[0].load.egress_mbps == 60);
+        CHECK_EQ(got[1].load.tenants, 0);
+        CHECK_EQ(got[1].load.partitions, 0);
+        CHECK_EQ(got[2].load.tenants, 1);
+        CHECK_EQ(got[2].load.partitions, 30);
+        for (int i = 0; i < 3; i++) {
+                struct store_load one;
+                CHECK_EQ(store_pkc_load(st, got[i].pkc.id, NULL, &one), 0);
+                CHECK(one.tenants == got[i].load.tenants && one.partitions == got[i].load.partitions &&
+                      one.ingress_mbps == got[i].load.ingress_mbps);
+        }
+        free(got);
+        CHECK_EQ(store_pkc_list_loaded(st, "nowhere", &got), 0);
+        free(got);
+        store_close(st);
+}
