@@ -260,3 +260,131 @@ TEST(store_region_pkcs_come_with_their_load)
         free(got);
         store_close(st);
 }
+
+/* What store_pkc_load() must say, summed here from the LKC rows. */
+static struct store_load load_from_rows(struct store *st, const char *pkc_id, const char *except)
+{
+        struct store_load want = {0};
+        struct store_lkc *lkcs = NULL;
+        int n = store_lkc_list(st, pkc_id, 0, 0, &lkcs);
+        for (int i = 0; i < n; i++) {
+                if (lkcs[i].deleting || (except && strcmp(lkcs[i].id, except) == 0))
+                        continue;
+                want.ingress_mbps += lkcs[i].ingress_mbps;
+                want.egress_mbps += lkcs[i].egress_mbps;
+                want.partitions += lkcs[i].partitions;
+                want.tenants++;
+        }
+        free(lkcs);
+        return want;
+}
+
+static bool near(double a, double b)
+{
+        return a - b < 1e-6 && b - a < 1e-6;
+}
+
+static bool load_matches_rows(struct store *st, const char *pkc_id, const char *except)
+{
+        struct store_load got, want = load_from_rows(st, pkc_id, except);
+        if (store_pkc_load(st, pkc_id, except, &got) < 0)
+                return false;
+        return near(got.ingress_mbps, want.ingress_mbps) && near(got.egress_mbps, want.egress_mbps) &&
+               got.partitions == want.partitions && got.tenants == want.tenants;
+}
+
+/* The totals in the PKC rows follow every kind of LKC change (insert, resize, move,
+ * mark deleting, delete, a rolled-back transaction), and rates with fractions added
+ * and taken away many times leave no rounding behind. */
+TEST(store_pkc_load_totals_follow_every_lkc_change)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        const char *pkcs[] = {"pkc-one111", "pkc-two222", "pkc-three3"};
+        for (int i = 0; i < 3; i++)
+                add_pkc(st, pkcs[i], "local");
+        uint32_t seed = 12345;
+        char ids[40][32];
+        bool live[40] = {false};
+        for (int step = 0; step < 600; step++) {
+                seed = seed * 1103515245u + 12345u;
+                int k = (int)((seed >> 8) % 40), op = (int)((seed >> 16) % 5);
+                const char *pkc = pkcs[(seed >> 4) % 3];
+                snprintf(ids[k], sizeof(ids[k]), "lkc-%06d", k);
+                struct store_lkc lkc;
+                if (!live[k]) {
+                        fill_lkc(&lkc, ids[k], pkc);
+                        lkc.ingress_mbps = 0.1 * (double)(k + 1);
+                        lkc.egress_mbps = 0.3 * (double)(k % 7 + 1);
+                        lkc.partitions = k + 1;
+                        CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+                        live[k] = true;
+                        continue;
+                }
+                CHECK_EQ(store_lkc_get(st, ids[k], &lkc), 0);
+                if (op == 0) { /* resize */
+                        lkc.ingress_mbps += 0.7;
+                        lkc.partitions += 3;
+                        CHECK_EQ(store_lkc_update(st, &lkc), 0);
+                } else if (op == 1) { /* moved to another PKC */
+                        snprintf(lkc.pkc_id, sizeof(lkc.pkc_id), "%s", pkc);
+                        CHECK_EQ(store_lkc_update(st, &lkc), 0);
+                } else if (op == 2) { /* being deleted */
+                        lkc.deleting = true;
+                        CHECK_EQ(store_lkc_update(st, &lkc), 0);
+                } else if (op == 3) {
+                        CHECK_EQ(store_lkc_delete(st, ids[k]), 0);
+                        live[k] = false;
+                } else { /* a change rolled back leaves the totals as they were */
+                        CHECK_EQ(store_begin(st), 0);
+                        lkc.egress_mbps += 5;
+                        CHECK_EQ(store_lkc_update(st, &lkc), 0);
+                        store_rollback(st);
+                }
+                for (int i = 0; i < 3; i++)
+                        CHECK(load_matches_rows(st, pkcs[i], NULL));
+        }
+        /* Less one LKC (a quota update checks the others): on its PKC or another. */
+        for (int k = 0; k < 40; k++)
+                for (int i = 0; i < 3 && live[k]; i++)
+                        CHECK(load_matches_rows(st, pkcs[i], ids[k]));
+        /* Everything gone: exactly zero, not a rounding remainder. */
+        for (int k = 0; k < 40; k++)
+                if (live[k])
+                        CHECK_EQ(store_lkc_delete(st, ids[k]), 0);
+        for (int i = 0; i < 3; i++) {
+                struct store_load l;
+                CHECK_EQ(store_pkc_load(st, pkcs[i], NULL, &l), 0);
+                CHECK(l.ingress_mbps == 0 && l.egress_mbps == 0 && l.partitions == 0 && l.tenants == 0);
+        }
+        store_close(st);
+}
+
+/* A database made before the totals existed gets them from its rows when it opens. */
+TEST(store_pkc_load_totals_filled_in_for_an_older_database)
+{
+        char path[300], err[512];
+        db_path(path, sizeof(path));
+        struct store *st = NULL;
+        CHECK_EQ(store_open_with(path, store_migrations, 1, &st, err, sizeof(err)), 0);
+        add_pkc(st, "pkc-old111", "local");
+        for (int i = 0; i < 3; i++) {
+                struct store_lkc lkc;
+                char id[32];
+                snprintf(id, sizeof(id), "lkc-old%03d", i);
+                fill_lkc(&lkc, id, "pkc-old111");
+                lkc.deleting = i == 2;
+                CHECK_EQ(store_lkc_insert(st, &lkc), 0);
+        }
+        store_close(st);
+        st = NULL;
+        CHECK_EQ(store_open(path, &st, err, sizeof(err)), 0);
+        CHECK(store_schema_version(st) >= 2);
+        struct store_load l;
+        CHECK_EQ(store_pkc_load(st, "pkc-old111", NULL, &l), 0);
+        CHECK(l.tenants == 2 && l.partitions == 200 && l.ingress_mbps == 20 && l.egress_mbps == 60);
+        CHECK(load_matches_rows(st, "pkc-old111", "lkc-old000"));
+        store_close(st);
+}
