@@ -447,18 +447,26 @@ static void retention_one(struct broker *broker, struct topic *topic, int32_t p)
 }
 
 /* Compacted topics: closed segments are cleaned (the active one waits for its roll by
- * segment.bytes or segment.ms, which the retention timer does). */
+ * segment.bytes or segment.ms, which the retention timer does), a partition at a time on
+ * a thread of its own (plog_compact_background), so that the loop never stalls on it. */
 static void compact_one(struct broker *broker, struct topic *topic, int32_t p)
 {
         struct plog_compact_stats st;
-        plog_compact(topic->partitions[p], clock_wall_ms(), &st); /* logs what it did */
+        if (plog_compact_background(topic->partitions[p], clock_wall_ms(), &st) == 1) /* logs what it did */
+                broker->compaction_running = true;
 }
+
+#define CLEANER_POLL_MS 50 /* while a pass runs: how soon its result is swapped in */
 
 static void on_cleaner_timer(struct loop *loop, void *arg)
 {
         struct broker *broker = arg;
+        broker->compaction_running = false;
         for_each_partition(broker, compact_one);
-        loop_add_timer(loop, broker->cfg.log_cleaner_backoff_ms, on_cleaner_timer, broker);
+        int64_t next = broker->cfg.log_cleaner_backoff_ms;
+        if (broker->compaction_running && next > CLEANER_POLL_MS)
+                next = CLEANER_POLL_MS;
+        loop_add_timer(loop, next, on_cleaner_timer, broker);
 }
 
 static void on_retention_timer(struct loop *loop, void *arg)

@@ -65,6 +65,7 @@ struct broker {
         struct loop_timer *group_timer;  /* armed for the coordinator's next deadline */
         int64_t group_timer_at;
         struct request *offset_sync_waiters; /* offset commits waiting for the store's fsync */
+        bool compaction_running;         /* a partition's compaction pass is under way */
         struct tenants *tenants;         /* tenants.file, NULL without one */
         struct loop_timer *tenants_timer; /* checks the file for changes */
         struct timespec tenants_mtime;

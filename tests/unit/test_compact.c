@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/buf.h"
@@ -350,5 +351,139 @@ TEST(compaction_filters_records_inside_batches)
         CHECK_EQ(again.n, s.n);
         CHECK(memcmp(again.offsets, s.offsets, sizeof(int64_t) * (size_t)s.n) == 0);
         plog_close(log);
+        free(dir);
+}
+
+/* Appends 60 writes over 6 keys to a compacted log of small segments. */
+static void fill_six_keys(struct plog *log, int64_t ts)
+{
+        for (int i = 0; i < 60; i++) {
+                char key[8], value[16];
+                snprintf(key, sizeof(key), "k%d", i % 6);
+                snprintf(value, sizeof(value), "v%d", i);
+                put(log, key, value, ts + i);
+        }
+}
+
+/* Polls the log's background pass until it is done (bounded). */
+static int finish_background(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
+{
+        int rc = 1;
+        for (int i = 0; i < 5000 && rc == 1; i++) {
+                rc = plog_compact_background(log, now_ms, st);
+                if (rc == 1)
+                        usleep(1000);
+        }
+        return rc;
+}
+
+/* The pass on its own thread gives what the pass on the calling thread gives, while
+ * the log takes appends meanwhile; one pass runs at a time in the process. */
+TEST(compaction_in_the_background_matches_the_foreground)
+{
+        struct plog_config cfg = compact_config(300);
+        char *dir_a = xasprintf("%s/compact-bg-a", test_tmpdir), *dir_b = xasprintf("%s/compact-bg-b", test_tmpdir);
+        int err = 0;
+        struct plog *a = plog_open(dir_a, &cfg, false, &err), *b = plog_open(dir_b, &cfg, false, &err);
+        CHECK(a && b);
+        fill_six_keys(a, T0);
+        fill_six_keys(b, T0);
+        struct plog_compact_stats st_a, st_b;
+        CHECK_EQ(plog_compact(a, T0 + 200, &st_a), 0);
+        CHECK_EQ(plog_compact_background(b, T0 + 200, &st_b), 1); /* started */
+        struct plog_compact_stats other;
+        CHECK_EQ(plog_compact_background(a, T0 + 200, &other), 0); /* nothing due; b's pass runs */
+        CHECK(put(b, "k0", "during", T0 + 150) > 0); /* appended while the pass runs */
+        CHECK_EQ(finish_background(b, T0 + 200, &st_b), 0);
+        CHECK_EQ(st_b.segments_cleaned, st_a.segments_cleaned);
+        CHECK_EQ(st_b.records_removed, st_a.records_removed);
+        CHECK_EQ(st_b.bytes_removed, st_a.bytes_removed);
+        struct seen ra, rb;
+        CHECK_EQ(read_all(a, &ra), 0);
+        CHECK_EQ(read_all(b, &rb), 0);
+        CHECK_EQ(rb.n, ra.n + 1); /* and the record appended meanwhile */
+        CHECK(memcmp(rb.offsets, ra.offsets, sizeof(int64_t) * (size_t)ra.n) == 0);
+        char *work = xasprintf("%s/cleaning", dir_b);
+        CHECK(access(work, F_OK) != 0); /* the work directory is gone */
+        plog_close(a);
+        plog_close(b);
+        /* Reopened, the cleaned segments read the same with the indexes the pass built. */
+        b = plog_open(dir_b, &cfg, false, &err);
+        CHECK(b);
+        struct seen again;
+        CHECK_EQ(read_all(b, &again), 0);
+        CHECK_EQ(again.n, rb.n);
+        CHECK(memcmp(again.offsets, rb.offsets, sizeof(int64_t) * (size_t)rb.n) == 0);
+        plog_close(b);
+        free(work);
+        free(dir_a);
+        free(dir_b);
+}
+
+/* Segments deleted while a pass runs are not brought back by it; the rest is cleaned. */
+TEST(compaction_in_the_background_skips_segments_deleted_meanwhile)
+{
+        struct plog_config cfg = compact_config(300);
+        char *dir = xasprintf("%s/compact-bg-c", test_tmpdir);
+        int err = 0;
+        struct plog *log = plog_open(dir, &cfg, false, &err);
+        CHECK(log);
+        fill_six_keys(log, T0);
+        fill_six_keys(log, T0 + 100);
+        int segs = plog_segment_count(log);
+        CHECK(segs > 4);
+        struct plog_compact_stats st;
+        CHECK_EQ(plog_compact_background(log, T0 + 300, &st), 1);
+        int64_t cut = plog_end_offset(log) / 2;
+        CHECK_EQ(plog_delete_records(log, cut), 0); /* deletes the older segments */
+        CHECK(plog_segment_count(log) < segs);
+        int64_t start = plog_start_offset(log);
+        CHECK_EQ(finish_background(log, T0 + 300, &st), 0);
+        CHECK_EQ(plog_start_offset(log), start);
+        struct seen s;
+        CHECK_EQ(read_all(log, &s), 0);
+        CHECK(s.n > 0);
+        for (int i = 0; i < s.n; i++)
+                CHECK(s.offsets[i] >= start);
+        plog_close(log);
+        free(dir);
+}
+
+/* Deleting or closing a log stops its pass and waits for the thread; a work directory
+ * left by a crash is removed when the log opens. */
+TEST(compaction_in_the_background_stops_with_the_log)
+{
+        struct plog_config cfg = compact_config(300);
+        char *dir = xasprintf("%s/compact-bg-d", test_tmpdir);
+        int err = 0;
+        struct plog *log = plog_open(dir, &cfg, false, &err);
+        CHECK(log);
+        fill_six_keys(log, T0);
+        struct plog_compact_stats st;
+        CHECK_EQ(plog_compact_background(log, T0 + 200, &st), 1);
+        CHECK_EQ(plog_destroy(log), 0);
+        CHECK(access(dir, F_OK) != 0);
+
+        log = plog_open(dir, &cfg, false, &err);
+        CHECK(log);
+        fill_six_keys(log, T0);
+        CHECK_EQ(plog_compact_background(log, T0 + 200, &st), 1);
+        plog_close(log); /* stops the pass */
+        char *work = xasprintf("%s/cleaning", dir);
+        CHECK_EQ(fileio_mkdirs(work), 0); /* as a crash mid-pass leaves it */
+        char *stale = xasprintf("%s/00000000000000000000.log", work);
+        FILE *f = fopen(stale, "w");
+        free(stale);
+        CHECK(f);
+        fclose(f);
+        log = plog_open(dir, &cfg, false, &err);
+        CHECK(log);
+        CHECK(access(work, F_OK) != 0);
+        /* A pass can start again: the one stopped above left nothing running. */
+        CHECK_EQ(plog_compact_background(log, T0 + 200, &st), 1);
+        CHECK_EQ(finish_background(log, T0 + 200, &st), 0);
+        CHECK(st.segments_cleaned > 0);
+        plog_close(log);
+        free(work);
         free(dir);
 }

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +30,7 @@
 #define RECOVERY_POINT_FILE "recovery-point"
 #define READ_HINTS 4
 #define SEALS_IN_FLIGHT 2 /* per partition */
+#define CLEANING_DIR "cleaning" /* in a log's directory: a compaction pass's new files */
 #define SNAPSHOTS_KEPT 2 /* the newest, and one to fall back on if it is torn */
 
 struct plog {
@@ -57,6 +60,7 @@ struct plog {
         uint64_t layout_gen;
         struct sync_job **syncs; /* background seals of rolled segments, oldest first */
         int nsyncs, cap_syncs;
+        struct clean_job *cleaning; /* the compaction pass under way, or NULL */
 };
 
 static struct segment *active(const struct plog *log)
@@ -269,6 +273,14 @@ static int list_dir(struct plog *log, struct dir_listing *ls)
                 const char *suffix = parse_name(name, &offset);
                 if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, START_OFFSET_FILE))
                         continue;
+                if (!strcmp(name, CLEANING_DIR)) { /* a compaction pass a crash cut short */
+                        char *path = xasprintf("%s/%s", log->dir, name);
+                        log_info("removing leftover path=%s (an unfinished compaction)", path);
+                        fileio_remove_tree(path);
+                        free(path);
+                        errno = 0;
+                        continue;
+                }
                 size_t len = strlen(name);
                 if (len > 4 && !strcmp(name + len - 4, ".tmp") &&
                     (suffix || !strncmp(name, START_OFFSET_FILE, strlen(START_OFFSET_FILE)))) {
@@ -317,8 +329,11 @@ static void reap_syncs(struct plog *log, int keep)
         log->nsyncs -= n;
 }
 
+static void drop_job(struct plog *log);
+
 static void free_log(struct plog *log)
 {
+        drop_job(log);      /* no compaction thread either */
         reap_syncs(log, 0); /* no sync thread may touch the directory afterwards */
         free(log->syncs);
         for (int i = 0; i < log->nsegs; i++)
@@ -797,10 +812,38 @@ static int64_t value_offset(void *v)
         return (int64_t)(intptr_t)v - 1;
 }
 
+/* A pass's view of one segment: what the cleaner thread reads, and what it made. */
+struct clean_seg {
+        char *path;        /* its .log, opened by the thread */
+        int64_t base_offset;
+        int64_t size_bytes; /* read up to here (the active segment grows beyond it) */
+        int64_t next_base;  /* -1: the active segment, learned from but not cleaned */
+        bool cleaned;       /* a cleaned copy waits in the work directory */
+        int64_t new_size, records_removed, batches_removed;
+};
+
+/* One compaction pass of a log: built on the loop thread, run by a thread of its own
+ * (touching only this struct and files), applied on the loop thread. */
+struct clean_job {
+        char *dir, *work_dir;
+        int32_t index_interval_bytes;
+        int64_t tombstone_before_ms;
+        struct clean_seg *segs;
+        int nsegs;
+        int err;
+        pthread_t thread;
+        bool threaded;       /* else it ran on the calling thread */
+        atomic_bool cancel;  /* the log is going: stop at the next batch */
+        atomic_bool done;
+};
+
+/* Passes running in the process: one at a time, as Kafka's single default cleaner
+ * thread, so that compaction never takes both cores. Loop thread only. */
+static int cleaners_running;
+
 struct compaction {
-        struct plog *log;
+        struct clean_job *job;
         struct map latest;         /* key -> newest offset with that key */
-        struct segment *seg;       /* being cleaned */
         int64_t tombstone_before_ms; /* tombstones older than this may go */
         bool tombstones_may_go;    /* scratch: the batch looked at is older than delete.retention.ms */
         bool opaque;               /* the log holds compressed batches (keys not known) */
@@ -808,8 +851,13 @@ struct compaction {
         int32_t going;             /* scratch: its records that can go */
         uint8_t *scratch;          /* the filtered copy of a batch (owned) */
         size_t scratch_cap;
-        int64_t records_removed, removed, removed_bytes;
+        struct clean_seg *seg;     /* being cleaned */
 };
+
+static bool cancelled(const struct compaction *c)
+{
+        return atomic_load_explicit(&c->job->cancel, memory_order_relaxed);
+}
 
 static void learn_key(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
 {
@@ -821,6 +869,8 @@ static void learn_key(void *arg, int32_t offset_delta, const uint8_t *key, int64
 static int learn_batch(void *arg, const struct record_batch_header *h, const uint8_t *batch, size_t len, int64_t pos)
 {
         struct compaction *c = arg;
+        if (cancelled(c))
+                return -ECANCELED;
         c->base_offset = h->base_offset;
         if (!(h->attributes & RECORD_ATTR_CONTROL) && !record_batch_for_each_record(batch, len, h, learn_key, c))
                 c->opaque = true;
@@ -868,6 +918,8 @@ static int any_going(void *arg, const struct record_batch_header *h, const uint8
                      int64_t pos)
 {
         struct compaction *c = arg;
+        if (cancelled(c))
+                return -ECANCELED;
         if (!filterable(h))
                 return 0;
         note_batch(c, h);
@@ -880,6 +932,8 @@ static int keep_records(void *arg, const struct record_batch_header *h, const ui
                         int64_t pos, const uint8_t **out, size_t *out_len)
 {
         struct compaction *c = arg;
+        if (cancelled(c))
+                return -ECANCELED;
         if (!filterable(h))
                 return 1;
         note_batch(c, h);
@@ -893,69 +947,209 @@ static int keep_records(void *arg, const struct record_batch_header *h, const ui
         int32_t kept = record_batch_record_count(c->scratch);
         if (kept == h->record_count)
                 return 1;
-        c->records_removed += h->record_count - kept;
+        c->seg->records_removed += h->record_count - kept;
         if (kept == 0) {
-                c->removed++;
-                c->removed_bytes += (int64_t)len;
+                c->seg->batches_removed++;
                 return 0;
         }
         *out = c->scratch;
         *out_len = n;
-        c->removed_bytes += (int64_t)(len - n);
         return 1;
+}
+
+/* Scans the segment's file up to the size the pass saw. A file gone (retention
+ * deleted the segment meanwhile) is no error: the segment is skipped. */
+static int scan_segment(const struct clean_seg *cs, segment_bytes_fn *fn, struct compaction *c)
+{
+        int fd = open(cs->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int rc = segment_scan_file(fd, cs->size_bytes, fn, c);
+        close(fd);
+        return rc;
+}
+
+/* The pass, on whichever thread runs it: learns the newest offset of every key from
+ * every segment, then writes a cleaned copy of each closed segment that has records to
+ * remove into the work directory. */
+static void run_clean(struct clean_job *job)
+{
+        struct compaction c = { .job = job, .tombstone_before_ms = job->tombstone_before_ms };
+        map_init(&c.latest);
+        int err = fileio_remove_tree(job->work_dir);
+        if (err == -ENOENT)
+                err = 0;
+        if (!err)
+                err = fileio_mkdirs(job->work_dir);
+        for (int i = 0; i < job->nsegs && !err; i++)
+                err = scan_segment(&job->segs[i], learn_batch, &c);
+        for (int i = 0; i < job->nsegs && !err; i++) {
+                struct clean_seg *cs = &job->segs[i];
+                if (cs->next_base < 0)
+                        continue; /* the active segment */
+                int fd = open(cs->path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        err = errno == ENOENT ? 0 : -errno;
+                        continue;
+                }
+                int rc = segment_scan_file(fd, cs->size_bytes, any_going, &c);
+                if (rc == 1) {
+                        c.seg = cs;
+                        rc = segment_write_cleaned(fd, cs->size_bytes, job->work_dir, cs->base_offset, cs->next_base,
+                                                   job->index_interval_bytes, keep_records, &c, &cs->new_size);
+                        cs->cleaned = rc == 0;
+                }
+                close(fd);
+                err = rc < 0 ? rc : 0;
+        }
+        map_deinit(&c.latest);
+        free(c.scratch);
+        job->err = err;
+        atomic_store_explicit(&job->done, true, memory_order_release);
+}
+
+static void *cleaner_main(void *arg)
+{
+        run_clean(arg);
+        return NULL;
+}
+
+static void free_job(struct clean_job *job)
+{
+        for (int i = 0; i < job->nsegs; i++)
+                free(job->segs[i].path);
+        free(job->segs);
+        free(job->dir);
+        free(job->work_dir);
+        free(job);
+}
+
+static struct clean_job *new_job(struct plog *log, int64_t now_ms)
+{
+        struct clean_job *job = xcalloc(1, sizeof(*job));
+        job->dir = xstrdup(log->dir);
+        job->work_dir = xasprintf("%s/" CLEANING_DIR, log->dir);
+        job->index_interval_bytes = log->cfg.index_interval_bytes;
+        job->tombstone_before_ms = now_ms - log->cfg.delete_retention_ms;
+        job->segs = xcalloc((size_t)log->nsegs, sizeof(*job->segs));
+        job->nsegs = log->nsegs;
+        for (int i = 0; i < log->nsegs; i++) {
+                const struct segment *seg = log->segs[i];
+                job->segs[i] = (struct clean_seg){ .path = xstrdup(seg->path),
+                                                   .base_offset = seg->base_offset,
+                                                   .size_bytes = seg->size_bytes,
+                                                   .next_base = i + 1 < log->nsegs ? log->segs[i + 1]->base_offset : -1 };
+        }
+        atomic_init(&job->cancel, false);
+        atomic_init(&job->done, false);
+        log->compact_dirty = false; /* rolls from now on make it dirty again */
+        return job;
+}
+
+/* Waits for the log's pass (stopping it first) and throws its work away. */
+static void drop_job(struct plog *log)
+{
+        struct clean_job *job = log->cleaning;
+        if (!job)
+                return;
+        atomic_store(&job->cancel, true);
+        if (job->threaded) {
+                pthread_join(job->thread, NULL);
+                cleaners_running--;
+        }
+        fileio_remove_tree(job->work_dir);
+        free_job(job);
+        log->cleaning = NULL;
+}
+
+/* Puts the cleaned copies in place of the segments they were made from, those still
+ * in the log as the pass saw them (retention may have deleted some meanwhile). */
+static int apply_job(struct plog *log, struct clean_job *job, struct plog_compact_stats *st)
+{
+        int err = job->err;
+        for (int k = 0, i = 0; k < job->nsegs && !err; k++) {
+                const struct clean_seg *cs = &job->segs[k];
+                if (!cs->cleaned)
+                        continue;
+                while (i < log->nsegs - 1 && log->segs[i]->base_offset < cs->base_offset)
+                        i++;
+                struct segment *seg = log->segs[i];
+                if (i >= log->nsegs - 1 || seg->base_offset != cs->base_offset || seg->size_bytes != cs->size_bytes)
+                        continue; /* gone, or not what the pass read */
+                struct segment *fresh = NULL;
+                err = segment_replace(seg, log->dir, job->work_dir, cs->next_base, log->cfg.index_interval_bytes,
+                                      &fresh);
+                if (fresh) {
+                        log->size_bytes += fresh->size_bytes - seg->size_bytes;
+                        st->bytes_removed += seg->size_bytes - fresh->size_bytes;
+                        segment_free(seg); /* fetches in flight keep the old file */
+                        log->segs[i] = fresh;
+                        log->layout_gen++;
+                        st->segments_cleaned++;
+                        st->records_removed += cs->records_removed;
+                        st->batches_removed += cs->batches_removed;
+                }
+        }
+        if (st->segments_cleaned)
+                fileio_fsync_dir(log->dir); /* the renames, once for the pass */
+        fileio_remove_tree(job->work_dir);
+        if (err && err != -ECANCELED) {
+                log->compact_dirty = true; /* try again next time */
+                log_error("compaction failed dir=%s err=%s", log->dir, strerror(-err));
+        }
+        if (st->segments_cleaned)
+                log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
+                         " bytes_removed=%" PRId64,
+                         log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
+        return err;
+}
+
+static bool compaction_due(const struct plog *log)
+{
+        return log->cfg.cleanup_compact && log->compact_dirty && log->nsegs >= 2;
 }
 
 int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
 {
         memset(st, 0, sizeof(*st));
-        if (!log->cfg.cleanup_compact || !log->compact_dirty || log->nsegs < 2)
+        drop_job(log);
+        if (!compaction_due(log))
                 return 0;
-        struct compaction c = { .log = log };
-        map_init(&c.latest);
-        c.tombstone_before_ms = now_ms - log->cfg.delete_retention_ms;
-        int err = 0;
-        for (int i = 0; i < log->nsegs && !err; i++)
-                err = segment_scan_batches(log->segs[i], learn_batch, &c);
-        for (int i = 0; i < log->nsegs - 1 && !err; i++) {
-                c.seg = log->segs[i];
-                int rc = segment_scan_batches(c.seg, any_going, &c);
-                if (rc < 0) {
-                        err = rc;
-                        break;
-                }
-                if (rc == 0)
-                        continue; /* nothing to remove here */
-                int64_t removed_before = c.removed, bytes_before = c.removed_bytes, records_before = c.records_removed;
-                struct segment *fresh = NULL;
-                err = segment_rewrite(c.seg, log->dir, log->segs[i + 1]->base_offset, log->cfg.index_interval_bytes,
-                                      keep_records, &c, &fresh);
-                if (fresh) {
-                        log->size_bytes += fresh->size_bytes - c.seg->size_bytes;
-                        segment_free(c.seg); /* fetches in flight keep the old file */
-                        log->segs[i] = fresh;
-                        log->layout_gen++;
-                }
-                if (err) {
-                        c.removed = removed_before;
-                        c.removed_bytes = bytes_before;
-                        c.records_removed = records_before;
-                        break;
-                }
-                st->segments_cleaned++;
-        }
-        map_deinit(&c.latest);
-        free(c.scratch);
-        st->records_removed = c.records_removed;
-        st->batches_removed = c.removed;
-        st->bytes_removed = c.removed_bytes;
-        if (err) {
-                log_error("compaction failed dir=%s err=%s", log->dir, strerror(-err));
+        struct clean_job *job = new_job(log, now_ms);
+        run_clean(job);
+        int err = apply_job(log, job, st);
+        free_job(job);
+        return err;
+}
+
+int plog_compact_background(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
+{
+        memset(st, 0, sizeof(*st));
+        struct clean_job *job = log->cleaning;
+        if (job) {
+                if (!atomic_load_explicit(&job->done, memory_order_acquire))
+                        return 1;
+                pthread_join(job->thread, NULL);
+                cleaners_running--;
+                log->cleaning = NULL;
+                int err = apply_job(log, job, st);
+                free_job(job);
                 return err;
         }
-        log->compact_dirty = false;
-        if (st->segments_cleaned)
-                log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
-                         " bytes_removed=%" PRId64,
-                         log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
-        return 0;
+        if (!compaction_due(log) || cleaners_running > 0)
+                return 0;
+        job = new_job(log, now_ms);
+        job->threaded = true;
+        int rc = pthread_create(&job->thread, NULL, cleaner_main, job);
+        if (rc != 0) {
+                log_warn("compaction thread not started, compacting on the loop dir=%s err=%s", log->dir,
+                         strerror(rc));
+                run_clean(job);
+                int err = apply_job(log, job, st);
+                free_job(job);
+                return err;
+        }
+        cleaners_running++;
+        log->cleaning = job;
+        return 1;
 }

@@ -132,10 +132,11 @@ int plog_enforce_retention(struct plog *log, int64_t now_ms);
  * stays; a closed segment keeps its offset range even when it ends up empty, so the log
  * start offset never moves. Kept as they are: the active segment, compressed batches
  * (not opened; their keys do not make older records obsolete, and while the log holds
- * any, tombstones are kept too) and records without a key. Runs on the calling thread
- * and reads the whole log: meant for small compacted topics such as the control
- * plane's. Returns 0 with what was done in *<st>, or a negative errno (the log is
- * consistent). */
+ * any, tombstones are kept too) and records without a key. Each pass reads the whole
+ * log (up to its end when the pass starts) and writes the cleaned copies into a
+ * "cleaning" directory beside the segments (removed at open if a crash left it), then
+ * swaps them in. Runs on the calling thread. Returns 0 with what was done in *<st>, or a
+ * negative errno (the log is consistent). */
 struct plog_compact_stats {
         int segments_cleaned;
         int64_t records_removed;
@@ -143,5 +144,12 @@ struct plog_compact_stats {
         int64_t bytes_removed;
 };
 int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st);
+/* The same pass off the loop thread, for the broker's cleaner timer: finishes the log's
+ * pass when its thread is done (swapping in the cleaned segments still in the log as the
+ * pass saw them; what it did in *<st>), or starts one when due and no other pass runs in
+ * the process (one at a time). Returns 1 while this log's pass is under way (call again
+ * later), 0 when none is, or the negative errno of a failed pass (retried when next
+ * due). Closing or destroying the log stops a pass and waits for its thread. */
+int plog_compact_background(struct plog *log, int64_t now_ms, struct plog_compact_stats *st);
 
 #endif

@@ -33,7 +33,10 @@ void segment_file_release(void *ref)
                 return;
         ASSERT(file->refs > 0);
         if (--file->refs == 0) {
-                close(file->fd);
+                if (file->unlinked)
+                        syncer_close(file->fd);
+                else
+                        close(file->fd);
                 free(file);
         }
 }
@@ -59,6 +62,7 @@ static void attach_fd(struct segment *seg, int fd)
         seg->file = xmalloc(sizeof(*seg->file));
         seg->file->fd = fd;
         seg->file->refs = 1;
+        seg->file->unlinked = false;
 }
 
 void segment_free(struct segment *seg)
@@ -77,6 +81,8 @@ int segment_delete(struct segment *seg)
         int err = 0;
         if (unlink(seg->path) < 0 && errno != ENOENT)
                 err = -errno;
+        if (!err && seg->file)
+                seg->file->unlinked = true;
         int e1 = index_unlink(&seg->offset_index);
         int e2 = index_unlink(&seg->time_index);
         if (!err)
@@ -476,8 +482,8 @@ static int set_rolling_base(struct segment *seg)
         return 0;
 }
 
-struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_base,
-                             bool verify, int32_t index_interval_bytes, int *err)
+static struct segment *open_segment(const char *dir, int64_t base_offset, int64_t next_base, bool verify,
+                                    bool quiet, int32_t index_interval_bytes, int *err)
 {
         struct segment *seg = segment_alloc(dir, base_offset);
         int fd = fileio_open(seg->path, O_RDWR, 0);
@@ -495,7 +501,7 @@ struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_
         bool last = next_base < 0;
         *err = verify ? -EBADMSG : load_indexes(seg, next_base);
         if (*err == -EBADMSG) {
-                if (!verify)
+                if (!verify && !quiet)
                         log_warn("segment index rebuilt path=%s", seg->path);
                 seg->max_timestamp = -1;
                 seg->max_timestamp_offset = -1;
@@ -513,6 +519,12 @@ struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_
 fail:
         segment_free(seg);
         return NULL;
+}
+
+struct segment *segment_open(const char *dir, int64_t base_offset, int64_t next_base,
+                             bool verify, int32_t index_interval_bytes, int *err)
+{
+        return open_segment(dir, base_offset, next_base, verify, false, index_interval_bytes, err);
 }
 
 /* ---- appending and syncing ------------------------------------------------------ */
@@ -828,8 +840,13 @@ int segment_find_timestamp(struct segment *seg, int64_t target_ms, int64_t min_o
 
 int segment_scan_batches(struct segment *seg, segment_bytes_fn *fn, void *ctx)
 {
+        return segment_scan_file(seg->file->fd, seg->size_bytes, fn, ctx);
+}
+
+int segment_scan_file(int fd, int64_t size_bytes, segment_bytes_fn *fn, void *ctx)
+{
         struct scanner s;
-        scanner_init(&s, seg->file->fd, 0, seg->size_bytes, SCAN_CHUNK);
+        scanner_init(&s, fd, 0, size_bytes, SCAN_CHUNK);
         int rc;
         struct record_batch_header h;
         int64_t pos;
@@ -872,38 +889,70 @@ static int rewrite_one(void *arg, const struct record_batch_header *h, const uin
         return 0;
 }
 
-int segment_rewrite(struct segment *seg, const char *dir, int64_t next_base, int32_t index_interval_bytes,
-                    segment_keep_fn *keep, void *ctx, struct segment **out)
+static int sync_path(const char *path)
 {
-        /* ".tmp": a leftover of a crash is removed when the log opens (plog.c). */
-        char *tmp = xasprintf("%s/%020" PRId64 ".cleaned.tmp", dir, seg->base_offset);
-        int fd = fileio_open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0) {
-                free(tmp);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int err = fsync(fd) < 0 ? -errno : 0;
+        close(fd);
+        return err;
+}
+
+int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, int64_t base_offset,
+                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx,
+                          int64_t *new_size)
+{
+        char *path = xasprintf("%s/%020" PRId64 ".log", work_dir, base_offset);
+        int fd = fileio_open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        free(path);
+        if (fd < 0)
                 return fd;
-        }
         struct rewrite rw = { keep, ctx, fd, 0 };
-        int err = segment_scan_batches(seg, rewrite_one, &rw);
+        int err = segment_scan_file(src_fd, size_bytes, rewrite_one, &rw);
         if (!err && fdatasync(fd) < 0)
                 err = -errno;
         close(fd);
-        *out = NULL;
-        if (err) {
-                unlink(tmp);
-                free(tmp);
+        if (err)
                 return err;
-        }
-        /* Indexes go first: whichever .log a crash leaves, its indexes are rebuilt. */
-        err = index_unlink(&seg->offset_index);
+        /* Its indexes, built from the new file (expected: no warning), made durable. */
+        struct segment *seg = open_segment(work_dir, base_offset, next_base, false, true, index_interval_bytes, &err);
+        if (!seg)
+                return err;
+        *new_size = seg->size_bytes;
+        err = sync_path(seg->offset_index.path);
+        if (!err)
+                err = sync_path(seg->time_index.path);
+        segment_free(seg);
+        return err;
+}
+
+static int rename_into(const char *work_dir, const char *name_of, const char *to)
+{
+        char *from = xasprintf("%s/%s", work_dir, strrchr(name_of, '/') + 1);
+        int err = rename(from, to) < 0 ? -errno : 0;
+        free(from);
+        return err;
+}
+
+int segment_replace(struct segment *seg, const char *dir, const char *work_dir, int64_t next_base,
+                    int32_t index_interval_bytes, struct segment **out)
+{
+        *out = NULL;
+        /* Old indexes go first, new ones come last: whichever .log a crash leaves has its
+         * own indexes or none (then they are rebuilt at open). */
+        int err = index_unlink(&seg->offset_index);
         if (!err)
                 err = index_unlink(&seg->time_index);
-        if (!err && rename(tmp, seg->path) < 0)
-                err = -errno;
-        if (err)
-                unlink(tmp);
-        free(tmp);
-        fileio_fsync_dir(dir);
-        /* The indexes may be gone even on failure: open (and so rebuild) in any case. */
+        if (!err)
+                err = rename_into(work_dir, seg->path, seg->path);
+        if (!err)
+                seg->file->unlinked = true; /* the old inode goes with its last descriptor */
+        if (!err)
+                err = rename_into(work_dir, seg->offset_index.path, seg->offset_index.path);
+        if (!err)
+                err = rename_into(work_dir, seg->time_index.path, seg->time_index.path);
+        /* The old indexes may be gone even on failure: open (rebuilding if need be). */
         int open_err = 0;
         *out = segment_open(dir, seg->base_offset, next_base, false, index_interval_bytes, &open_err);
         return err ? err : open_err;

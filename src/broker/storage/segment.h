@@ -18,6 +18,7 @@
 struct segment_file {
         int fd;   /* the .log file, closed when the last reference goes */
         int refs; /* the segment's own reference plus one per read slice */
+        bool unlinked; /* deleted or replaced: the last close (slow) runs on the sync thread */
 };
 
 /* Drops one reference to a struct segment_file (<ref>); the kafka_file_slice release
@@ -115,7 +116,7 @@ int segment_for_each_batch(struct segment *seg, int64_t from_offset, segment_bat
  * passed back. */
 typedef int segment_bytes_fn(void *ctx, const struct record_batch_header *h, const uint8_t *batch, size_t len,
                              int64_t pos);
-/* Called by segment_rewrite() like segment_bytes_fn, with *<out>, *<out_len> set to the
+/* Called by segment_write_cleaned() like segment_bytes_fn, with *<out>, *<out_len> set to the
  * batch: returns 1 to write the *<out_len> bytes at *<out> (the batch, or a filtered copy
  * the callee owns, valid until its next call), 0 to drop the batch, or a negative errno
  * to stop. */
@@ -126,16 +127,28 @@ typedef int segment_keep_fn(void *ctx, const struct record_batch_header *h, cons
  * negative errno (-EBADMSG: a corrupt batch). */
 int segment_scan_batches(struct segment *seg, segment_bytes_fn *fn, void *ctx);
 
-/* Log compaction of a closed segment: writes what <keep> makes of each batch (offsets
- * unchanged, so the segment's offsets get gaps) to a new file that replaces
- * the .log atomically, and rebuilds the indexes. The new segment (same base offset, end
- * <next_base>) is returned in *<out>; <seg> is then stale: the caller swaps and frees
- * it (fetch slices still hold the old file open). A crash at any point leaves either
- * the old or the new file, and indexes are rebuilt at open. Returns 0, or a negative
- * errno; even then a non-NULL *<out> replaces <seg> (its indexes were rebuilt). */
-int segment_rewrite(struct segment *seg, const char *dir, int64_t next_base, int32_t index_interval_bytes,
-                    segment_keep_fn *keep, void *ctx, struct segment **out);
-
+/* segment_scan_batches() over the first <size_bytes> of the .log file open as <fd>:
+ * touches no struct segment, so a thread other than the loop may run it on a file the
+ * loop only appends to beyond <size_bytes> (or has closed, holding its own descriptor). */
+int segment_scan_file(int fd, int64_t size_bytes, segment_bytes_fn *fn, void *ctx);
+/* Log compaction, the part off the loop thread: writes what <keep> makes of each batch
+ * of the closed segment in <src_fd> (<size_bytes> long; offsets unchanged, so the
+ * segment's offsets get gaps) to <work_dir>/<base>.log, builds its indexes beside it and
+ * makes all three durable; *<new_size> is the new .log size. Touches no struct segment of
+ * the log. Returns 0 or a negative errno (files may be left in <work_dir>). */
+int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, int64_t base_offset,
+                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx,
+                          int64_t *new_size);
+/* The loop thread's part: replaces <seg>'s files in <dir> with those
+ * segment_write_cleaned() left in <work_dir>, atomically per file and in an order after
+ * which a crash leaves the old or the new .log with its own indexes or none (rebuilt at
+ * open). The new segment (same base offset, end <next_base>) is returned in *<out>; <seg>
+ * is then stale: the caller swaps and frees it (fetch slices still hold the old file
+ * open). The caller makes the renames durable with one fileio_fsync_dir() of <dir>
+ * after its replacements. Returns 0, or a negative errno; even then a non-NULL *<out>
+ * replaces <seg>. */
+int segment_replace(struct segment *seg, const char *dir, const char *work_dir, int64_t next_base,
+                    int32_t index_interval_bytes, struct segment **out);
 /* The .log file's modification time in ms. Returns 0 or a negative errno. */
 int segment_mtime_ms(struct segment *seg, int64_t *mtime_ms);
 

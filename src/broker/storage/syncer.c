@@ -20,6 +20,7 @@ struct sync_job {
         int fds[SYNC_FDS_MAX];
         int nfds;
         bool borrowed; /* fds are the caller's (synced on its thread): not closed here */
+        bool close_only; /* syncer_close(): nothing to sync */
         char *dir, *path;
         int64_t recovery_point;
         bool done;
@@ -46,7 +47,7 @@ static void run_job(struct sync_job *job)
 {
         int err = 0;
         for (int i = 0; i < job->nfds; i++) {
-                if (!err && fsync(job->fds[i]) < 0)
+                if (!err && !job->close_only && fsync(job->fds[i]) < 0)
                         err = -errno;
                 if (!job->borrowed)
                         close(job->fds[i]);
@@ -89,6 +90,35 @@ static void *syncer_main(void *arg)
         return NULL;
 }
 
+/* Queues the job for the thread (started by the first job), or runs it here when the
+ * thread cannot start. */
+static void enqueue(struct sync_job *job)
+{
+        pthread_mutex_lock(&lock);
+        if (!started) {
+                pthread_t t;
+                pthread_attr_t attr;
+                pthread_attr_init(&attr);
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                int rc = pthread_create(&t, &attr, syncer_main, NULL);
+                pthread_attr_destroy(&attr);
+                if (rc != 0) {
+                        pthread_mutex_unlock(&lock);
+                        log_warn("sync thread not started, syncing on the calling thread err=%s", strerror(rc));
+                        run_job(job);
+                        return;
+                }
+                started = true;
+        }
+        if (tail)
+                tail->next = job;
+        else
+                head = job;
+        tail = job;
+        pthread_cond_signal(&queued);
+        pthread_mutex_unlock(&lock);
+}
+
 struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const char *path,
                                int64_t recovery_point)
 {
@@ -123,30 +153,18 @@ struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const 
                 run_job(job);
                 return job;
         }
-        pthread_mutex_lock(&lock);
-        if (!started) {
-                pthread_t t;
-                pthread_attr_t attr;
-                pthread_attr_init(&attr);
-                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                int rc = pthread_create(&t, &attr, syncer_main, NULL);
-                pthread_attr_destroy(&attr);
-                if (rc != 0) {
-                        pthread_mutex_unlock(&lock);
-                        log_warn("sync thread not started, syncing on the calling thread err=%s", strerror(rc));
-                        run_job(job);
-                        return job;
-                }
-                started = true;
-        }
-        if (tail)
-                tail->next = job;
-        else
-                head = job;
-        tail = job;
-        pthread_cond_signal(&queued);
-        pthread_mutex_unlock(&lock);
+        enqueue(job);
         return job;
+}
+
+void syncer_close(int fd)
+{
+        struct sync_job *job = xcalloc(1, sizeof(*job));
+        job->fds[0] = fd;
+        job->nfds = 1;
+        job->close_only = true;
+        job->abandoned = true; /* nobody waits: freed when done */
+        enqueue(job);
 }
 
 bool sync_job_done(struct sync_job *job, int *err)

@@ -22,6 +22,11 @@ struct sync_job;
 struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const char *path,
                                int64_t recovery_point);
 
+/* Closes <fd> on the sync thread, after the jobs queued before. For the last
+ * descriptor of a deleted segment file: that close frees the file's blocks, which takes
+ * milliseconds per MiB (a 1 GiB segment: hundreds of ms) and would stall the loop. */
+void syncer_close(int fd);
+
 /* Whether the job has finished; then *<err> is 0 or the first negative errno. */
 bool sync_job_done(struct sync_job *job, int *err);
 
