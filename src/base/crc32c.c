@@ -3,13 +3,13 @@
 #include "base/crc32c.h"
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <string.h>
 
 #define POLY 0x82f63b78u
 
 static uint32_t table[8][256];
 static bool have_sse42;
-static bool ready;
 
 static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
 {
@@ -139,13 +139,13 @@ static void crc32c_init(void)
                 shift_table_init(&shift_short, LANE_SHORT);
         }
 #endif
-        ready = true;
 }
 
 uint32_t crc32c(uint32_t crc, const void *data, size_t len)
 {
-        if (!ready)
-                crc32c_init();
+        /* Once, whichever thread comes first (the loop, the compaction thread). */
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, crc32c_init);
         crc = ~crc;
 #if defined(__x86_64__)
         if (have_sse42)

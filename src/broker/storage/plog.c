@@ -413,10 +413,16 @@ void plog_close(struct plog *log)
 int plog_destroy(struct plog *log)
 {
         char *dir = xstrdup(log->dir);
+        drop_job(log);
         /* Deleting: no need to wait for the fsyncs of files about to go. */
         for (int i = 0; i < log->nsyncs; i++)
                 sync_job_abandon(log->syncs[i]);
         log->nsyncs = 0;
+        /* Segment files unlinked while open, so that freeing their blocks happens at the
+         * last close, on the sync thread, not in the tree removal below on this one. */
+        for (int i = 0; i < log->nsegs; i++)
+                segment_delete(log->segs[i]);
+        log->nsegs = 0;
         free_log(log);
         int err = fileio_remove_tree(dir);
         if (err)
@@ -818,9 +824,13 @@ struct clean_seg {
         int64_t base_offset;
         int64_t size_bytes; /* read up to here (the active segment grows beyond it) */
         int64_t next_base;  /* -1: the active segment, learned from but not cleaned */
-        bool cleaned;       /* a cleaned copy waits in the work directory */
+        atomic_int state;   /* enum clean_state: the thread moves it on, then the loop */
         int64_t new_size, records_removed, batches_removed;
 };
+
+/* A closed segment's way through a pass. The thread sets COPY_READY or NO_COPY (in
+ * segment order, each after the copy's files are complete), the loop sets APPLIED. */
+enum clean_state { CLEAN_PENDING, CLEAN_COPY_READY, CLEAN_NO_COPY, CLEAN_APPLIED };
 
 /* One compaction pass of a log: built on the loop thread, run by a thread of its own
  * (touching only this struct and files), applied on the loop thread. */
@@ -835,6 +845,10 @@ struct clean_job {
         bool threaded;       /* else it ran on the calling thread */
         atomic_bool cancel;  /* the log is going: stop at the next batch */
         atomic_bool done;
+        int next_apply;      /* loop thread: the first segment not yet dealt with */
+        bool failed;         /* loop thread: a swap failed; nothing after it is applied */
+        int swap_err;        /* loop thread: that failure */
+        struct plog_compact_stats st; /* loop thread: what was swapped in so far */
 };
 
 /* Passes running in the process: one at a time, as Kafka's single default cleaner
@@ -969,18 +983,54 @@ static int scan_segment(const struct clean_seg *cs, segment_bytes_fn *fn, struct
         return rc;
 }
 
+/* Removes the files in the work directory without freeing their blocks here: each is
+ * opened, unlinked and its last close handed to the sync thread; then the directory. */
+static void discard_work_dir(const char *work_dir)
+{
+        DIR *d = opendir(work_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                char *path = xasprintf("%s/%s", work_dir, de->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                unlink(path);
+                if (fd >= 0)
+                        syncer_close(fd);
+                free(path);
+        }
+        closedir(d);
+        rmdir(work_dir);
+}
+
+/* A thread pass keeps at most one copy waiting for the loop: the disk holds one cleaned
+ * segment more than the log, not a copy of the whole log. */
+static bool wait_until_applied(struct clean_job *job, int upto)
+{
+        for (;;) {
+                if (atomic_load(&job->cancel))
+                        return false;
+                bool waiting = false;
+                for (int k = 0; k < upto && !waiting; k++)
+                        waiting = atomic_load(&job->segs[k].state) == CLEAN_COPY_READY;
+                if (!waiting)
+                        return true;
+                struct timespec ts = { 0, 5 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+        }
+}
+
 /* The pass, on whichever thread runs it: learns the newest offset of every key from
- * every segment, then writes a cleaned copy of each closed segment that has records to
- * remove into the work directory. */
+ * every segment, then, segment by segment in order, writes a cleaned copy of each
+ * closed one that has records to remove into the work directory. */
 static void run_clean(struct clean_job *job)
 {
         struct compaction c = { .job = job, .tombstone_before_ms = job->tombstone_before_ms };
         map_init(&c.latest);
-        int err = fileio_remove_tree(job->work_dir);
-        if (err == -ENOENT)
-                err = 0;
-        if (!err)
-                err = fileio_mkdirs(job->work_dir);
+        discard_work_dir(job->work_dir); /* nothing of an earlier pass is in use */
+        int err = fileio_mkdirs(job->work_dir);
         for (int i = 0; i < job->nsegs && !err; i++)
                 err = scan_segment(&job->segs[i], learn_batch, &c);
         for (int i = 0; i < job->nsegs && !err; i++) {
@@ -988,16 +1038,22 @@ static void run_clean(struct clean_job *job)
                 if (cs->next_base < 0)
                         continue; /* the active segment */
                 int fd = open(cs->path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0) {
+                if (fd < 0) { /* deleted meanwhile: nothing to do */
                         err = errno == ENOENT ? 0 : -errno;
+                        atomic_store(&cs->state, CLEAN_NO_COPY);
                         continue;
                 }
                 int rc = segment_scan_file(fd, cs->size_bytes, any_going, &c);
+                if (rc == 1 && job->threaded && !wait_until_applied(job, i))
+                        rc = -ECANCELED;
                 if (rc == 1) {
                         c.seg = cs;
                         rc = segment_write_cleaned(fd, cs->size_bytes, job->work_dir, cs->base_offset, cs->next_base,
                                                    job->index_interval_bytes, keep_records, &c, &cs->new_size);
-                        cs->cleaned = rc == 0;
+                        if (rc == 0)
+                                atomic_store(&cs->state, CLEAN_COPY_READY);
+                } else if (rc == 0) {
+                        atomic_store(&cs->state, CLEAN_NO_COPY);
                 }
                 close(fd);
                 err = rc < 0 ? rc : 0;
@@ -1046,7 +1102,8 @@ static struct clean_job *new_job(struct plog *log, int64_t now_ms)
         return job;
 }
 
-/* Waits for the log's pass (stopping it first) and throws its work away. */
+/* Waits for the log's pass (stopping it first) and throws away what it did not swap in
+ * yet; the log is due again, the pass having been cut short. */
 static void drop_job(struct plog *log)
 {
         struct clean_job *job = log->cleaning;
@@ -1057,42 +1114,68 @@ static void drop_job(struct plog *log)
                 pthread_join(job->thread, NULL);
                 cleaners_running--;
         }
-        fileio_remove_tree(job->work_dir);
+        discard_work_dir(job->work_dir);
         free_job(job);
         log->cleaning = NULL;
+        log->compact_dirty = true;
 }
 
-/* Puts the cleaned copies in place of the segments they were made from, those still
- * in the log as the pass saw them (retention may have deleted some meanwhile). */
-static int apply_job(struct plog *log, struct clean_job *job, struct plog_compact_stats *st)
+/* Swaps in, in segment order, the copies the pass has finished, each in place of the
+ * segment it was made from if that is still in the log as the pass saw it (retention
+ * or DeleteRecords may have removed it meanwhile). In order, because a tombstone may
+ * have gone from a copy only as the older values of its key went from earlier ones; so
+ * after a failed swap nothing later is applied. */
+static void apply_ready(struct plog *log, struct clean_job *job)
 {
-        int err = job->err;
-        for (int k = 0, i = 0; k < job->nsegs && !err; k++) {
-                const struct clean_seg *cs = &job->segs[k];
-                if (!cs->cleaned)
+        struct plog_compact_stats *st = &job->st;
+        while (job->next_apply < job->nsegs && !job->failed) {
+                struct clean_seg *cs = &job->segs[job->next_apply];
+                int state = cs->next_base < 0 ? CLEAN_NO_COPY : atomic_load(&cs->state);
+                if (state == CLEAN_PENDING)
+                        return; /* not written yet */
+                job->next_apply++;
+                if (state != CLEAN_COPY_READY)
                         continue;
+                int i = 0;
                 while (i < log->nsegs - 1 && log->segs[i]->base_offset < cs->base_offset)
                         i++;
                 struct segment *seg = log->segs[i];
-                if (i >= log->nsegs - 1 || seg->base_offset != cs->base_offset || seg->size_bytes != cs->size_bytes)
-                        continue; /* gone, or not what the pass read */
-                struct segment *fresh = NULL;
-                err = segment_replace(seg, log->dir, job->work_dir, cs->next_base, log->cfg.index_interval_bytes,
-                                      &fresh);
-                if (fresh) {
-                        log->size_bytes += fresh->size_bytes - seg->size_bytes;
-                        st->bytes_removed += seg->size_bytes - fresh->size_bytes;
-                        segment_free(seg); /* fetches in flight keep the old file */
-                        log->segs[i] = fresh;
-                        log->layout_gen++;
-                        st->segments_cleaned++;
-                        st->records_removed += cs->records_removed;
-                        st->batches_removed += cs->batches_removed;
+                if (i < log->nsegs - 1 && seg->base_offset == cs->base_offset && seg->size_bytes == cs->size_bytes) {
+                        struct segment *fresh = NULL;
+                        int err = segment_replace(seg, log->dir, job->work_dir, cs->next_base,
+                                                  log->cfg.index_interval_bytes, &fresh);
+                        if (fresh) {
+                                log->size_bytes += fresh->size_bytes - seg->size_bytes;
+                                if (!err) {
+                                        st->bytes_removed += seg->size_bytes - fresh->size_bytes;
+                                        st->segments_cleaned++;
+                                        st->records_removed += cs->records_removed;
+                                        st->batches_removed += cs->batches_removed;
+                                }
+                                segment_free(seg); /* fetches in flight keep the old file */
+                                log->segs[i] = fresh;
+                                log->layout_gen++;
+                        }
+                        if (err) { /* stop the thread too: nothing it makes now is applied */
+                                job->failed = true;
+                                job->swap_err = err;
+                                atomic_store(&job->cancel, true);
+                        }
                 }
+                /* else gone, or not what the pass read: its copy is discarded at the end */
+                atomic_store(&cs->state, CLEAN_APPLIED); /* the thread may write the next copy */
         }
-        if (st->segments_cleaned)
+}
+
+/* The pass is over (its thread joined): the rest of its copies, then the report. */
+static int finish_job(struct plog *log, struct clean_job *job, struct plog_compact_stats *st)
+{
+        apply_ready(log, job);
+        if (job->st.segments_cleaned)
                 fileio_fsync_dir(log->dir); /* the renames, once for the pass */
-        fileio_remove_tree(job->work_dir);
+        discard_work_dir(job->work_dir);
+        *st = job->st;
+        int err = job->swap_err ? job->swap_err : job->err; /* the thread's is -ECANCELED then */
         if (err && err != -ECANCELED) {
                 log->compact_dirty = true; /* try again next time */
                 log_error("compaction failed dir=%s err=%s", log->dir, strerror(-err));
@@ -1101,6 +1184,7 @@ static int apply_job(struct plog *log, struct clean_job *job, struct plog_compac
                 log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
                          " bytes_removed=%" PRId64,
                          log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
+        free_job(job);
         return err;
 }
 
@@ -1117,9 +1201,7 @@ int plog_compact(struct plog *log, int64_t now_ms, struct plog_compact_stats *st
                 return 0;
         struct clean_job *job = new_job(log, now_ms);
         run_clean(job);
-        int err = apply_job(log, job, st);
-        free_job(job);
-        return err;
+        return finish_job(log, job, st);
 }
 
 int plog_compact_background(struct plog *log, int64_t now_ms, struct plog_compact_stats *st)
@@ -1127,14 +1209,14 @@ int plog_compact_background(struct plog *log, int64_t now_ms, struct plog_compac
         memset(st, 0, sizeof(*st));
         struct clean_job *job = log->cleaning;
         if (job) {
-                if (!atomic_load_explicit(&job->done, memory_order_acquire))
+                if (!atomic_load_explicit(&job->done, memory_order_acquire)) {
+                        apply_ready(log, job); /* lets the thread go on to the next copy */
                         return 1;
+                }
                 pthread_join(job->thread, NULL);
                 cleaners_running--;
                 log->cleaning = NULL;
-                int err = apply_job(log, job, st);
-                free_job(job);
-                return err;
+                return finish_job(log, job, st);
         }
         if (!compaction_due(log) || cleaners_running > 0)
                 return 0;
@@ -1144,10 +1226,9 @@ int plog_compact_background(struct plog *log, int64_t now_ms, struct plog_compac
         if (rc != 0) {
                 log_warn("compaction thread not started, compacting on the loop dir=%s err=%s", log->dir,
                          strerror(rc));
+                job->threaded = false;
                 run_clean(job);
-                int err = apply_job(log, job, st);
-                free_job(job);
-                return err;
+                return finish_job(log, job, st);
         }
         cleaners_running++;
         log->cleaning = job;

@@ -1,4 +1,4 @@
-/* The sync thread: a FIFO of jobs under one mutex; each job has its own done flag,
+/* The sync thread: FIFOs of jobs (seals before closes) under one mutex; each job has its own done flag,
  * read under the same mutex, and one condition variable wakes waiters. */
 #define LOG_TOPIC "storage"
 #include "broker/storage/syncer.h"
@@ -33,7 +33,8 @@ struct sync_job {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queued = PTHREAD_COND_INITIALIZER;   /* a job was added */
 static pthread_cond_t finished = PTHREAD_COND_INITIALIZER; /* a job is done */
-static struct sync_job *head, *tail;
+static struct sync_job *head, *tail;             /* seals, first */
+static struct sync_job *close_head, *close_tail; /* syncer_close()s, when no seal waits */
 static bool started;
 
 static void job_free(struct sync_job *job)
@@ -78,12 +79,15 @@ static void *syncer_main(void *arg)
         (void)arg;
         for (;;) {
                 pthread_mutex_lock(&lock);
-                while (!head)
+                while (!head && !close_head)
                         pthread_cond_wait(&queued, &lock);
-                struct sync_job *job = head;
-                head = job->next;
-                if (!head)
-                        tail = NULL;
+                /* Seals first: a roll may be waiting for one on the loop, while a close
+                 * (hundreds of ms for a large deleted file) waits for nobody. */
+                struct sync_job **h = head ? &head : &close_head, **t = head ? &tail : &close_tail;
+                struct sync_job *job = *h;
+                *h = job->next;
+                if (!*h)
+                        *t = NULL;
                 pthread_mutex_unlock(&lock);
                 run_job(job); /* the owner waits for done before freeing */
         }
@@ -110,11 +114,12 @@ static void enqueue(struct sync_job *job)
                 }
                 started = true;
         }
-        if (tail)
-                tail->next = job;
+        struct sync_job **h = job->close_only ? &close_head : &head, **t = job->close_only ? &close_tail : &tail;
+        if (*t)
+                (*t)->next = job;
         else
-                head = job;
-        tail = job;
+                *h = job;
+        *t = job;
         pthread_cond_signal(&queued);
         pthread_mutex_unlock(&lock);
 }

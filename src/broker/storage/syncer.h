@@ -5,7 +5,8 @@
  * the partition's recovery point (the first offset recovery must check) moves on once
  * it is done.
  *
- * One thread for the process, started by the first job; jobs run in submission order.
+ * One thread for the process, started by the first job; seals run in submission order,
+ * closes (syncer_close) when no seal waits.
  * The API is for the loop thread; the thread touches only the job. */
 #ifndef STRATUS_BROKER_STORAGE_SYNCER_H
 #define STRATUS_BROKER_STORAGE_SYNCER_H
@@ -25,7 +26,7 @@ struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const 
 /* Closes <fd> on the sync thread, after the jobs queued before. For the last
  * descriptor of a deleted segment file: that close frees the file's blocks, which takes
  * milliseconds per MiB (a 1 GiB segment: hundreds of ms) and would stall the loop. */
-void syncer_close(int fd);
+void syncer_close(int fd); /* any thread */
 
 /* Whether the job has finished; then *<err> is 0 or the first negative errno. */
 bool sync_job_done(struct sync_job *job, int *err);
