@@ -983,26 +983,37 @@ static int scan_segment(const struct clean_seg *cs, segment_bytes_fn *fn, struct
         return rc;
 }
 
-/* Removes the files in the work directory without freeing their blocks here: each is
- * opened, unlinked and its last close handed to the sync thread; then the directory. */
+/* Removes a file without freeing its blocks on this thread: it is opened, unlinked and
+ * its last close handed to the sync thread. Takes <path>. */
+static void discard_file(char *path)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        unlink(path);
+        if (fd >= 0)
+                syncer_close(fd);
+        free(path);
+}
+
+/* discard_file() for everything in the work directory, then the directory. */
 static void discard_work_dir(const char *work_dir)
 {
         DIR *d = opendir(work_dir);
         if (!d)
                 return;
         struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                char *path = xasprintf("%s/%s", work_dir, de->d_name);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                unlink(path);
-                if (fd >= 0)
-                        syncer_close(fd);
-                free(path);
-        }
+        while ((de = readdir(d)) != NULL)
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        discard_file(xasprintf("%s/%s", work_dir, de->d_name));
         closedir(d);
         rmdir(work_dir);
+}
+
+/* A copy that will not be swapped in (its segment went meanwhile): its three files. */
+static void discard_copy(const char *work_dir, int64_t base_offset)
+{
+        static const char *const suffixes[] = { "log", "index", "timeindex" };
+        for (int i = 0; i < 3; i++)
+                discard_file(xasprintf("%s/%020" PRId64 ".%s", work_dir, base_offset, suffixes[i]));
 }
 
 /* A thread pass keeps at most one copy waiting for the loop: the disk holds one cleaned
@@ -1102,8 +1113,17 @@ static struct clean_job *new_job(struct plog *log, int64_t now_ms)
         return job;
 }
 
+static void log_cleaned(const struct plog *log, const struct plog_compact_stats *st)
+{
+        if (st->segments_cleaned)
+                log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
+                         " bytes_removed=%" PRId64,
+                         log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
+}
+
 /* Waits for the log's pass (stopping it first) and throws away what it did not swap in
- * yet; the log is due again, the pass having been cut short. */
+ * yet (what it did swap in is durable already); the log is due again, the pass having
+ * been cut short. */
 static void drop_job(struct plog *log)
 {
         struct clean_job *job = log->cleaning;
@@ -1114,6 +1134,7 @@ static void drop_job(struct plog *log)
                 pthread_join(job->thread, NULL);
                 cleaners_running--;
         }
+        log_cleaned(log, &job->st);
         discard_work_dir(job->work_dir);
         free_job(job);
         log->cleaning = NULL;
@@ -1128,6 +1149,7 @@ static void drop_job(struct plog *log)
 static void apply_ready(struct plog *log, struct clean_job *job)
 {
         struct plog_compact_stats *st = &job->st;
+        bool renamed = false;
         while (job->next_apply < job->nsegs && !job->failed) {
                 struct clean_seg *cs = &job->segs[job->next_apply];
                 int state = cs->next_base < 0 ? CLEAN_NO_COPY : atomic_load(&cs->state);
@@ -1145,6 +1167,7 @@ static void apply_ready(struct plog *log, struct clean_job *job)
                         int err = segment_replace(seg, log->dir, job->work_dir, cs->next_base,
                                                   log->cfg.index_interval_bytes, &fresh);
                         if (fresh) {
+                                renamed = true;
                                 log->size_bytes += fresh->size_bytes - seg->size_bytes;
                                 if (!err) {
                                         st->bytes_removed += seg->size_bytes - fresh->size_bytes;
@@ -1162,17 +1185,20 @@ static void apply_ready(struct plog *log, struct clean_job *job)
                                 atomic_store(&job->cancel, true);
                         }
                 }
-                /* else gone, or not what the pass read: its copy is discarded at the end */
+                else
+                        discard_copy(job->work_dir, cs->base_offset); /* its segment is gone */
                 atomic_store(&cs->state, CLEAN_APPLIED); /* the thread may write the next copy */
         }
+        /* Durable before the next call swaps more: renames reach the disk in the order
+         * of the segments, whatever the file system does with a batch of them. */
+        if (renamed)
+                fileio_fsync_dir(log->dir);
 }
 
 /* The pass is over (its thread joined): the rest of its copies, then the report. */
 static int finish_job(struct plog *log, struct clean_job *job, struct plog_compact_stats *st)
 {
         apply_ready(log, job);
-        if (job->st.segments_cleaned)
-                fileio_fsync_dir(log->dir); /* the renames, once for the pass */
         discard_work_dir(job->work_dir);
         *st = job->st;
         int err = job->swap_err ? job->swap_err : job->err; /* the thread's is -ECANCELED then */
@@ -1180,10 +1206,7 @@ static int finish_job(struct plog *log, struct clean_job *job, struct plog_compa
                 log->compact_dirty = true; /* try again next time */
                 log_error("compaction failed dir=%s err=%s", log->dir, strerror(-err));
         }
-        if (st->segments_cleaned)
-                log_info("compacted dir=%s segments=%d records_removed=%" PRId64 " batches_removed=%" PRId64
-                         " bytes_removed=%" PRId64,
-                         log->dir, st->segments_cleaned, st->records_removed, st->batches_removed, st->bytes_removed);
+        log_cleaned(log, st);
         free_job(job);
         return err;
 }

@@ -34,7 +34,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t queued = PTHREAD_COND_INITIALIZER;   /* a job was added */
 static pthread_cond_t finished = PTHREAD_COND_INITIALIZER; /* a job is done */
 static struct sync_job *head, *tail;             /* seals, first */
-static struct sync_job *close_head, *close_tail; /* syncer_close()s, when no seal waits */
+static struct sync_job *close_head, *close_tail; /* syncer_close()s */
+#define SEALS_BEFORE_A_CLOSE 4
+static int seals_in_a_row; /* the thread's */
 static bool started;
 
 static void job_free(struct sync_job *job)
@@ -82,8 +84,12 @@ static void *syncer_main(void *arg)
                 while (!head && !close_head)
                         pthread_cond_wait(&queued, &lock);
                 /* Seals first: a roll may be waiting for one on the loop, while a close
-                 * (hundreds of ms for a large deleted file) waits for nobody. */
-                struct sync_job **h = head ? &head : &close_head, **t = head ? &tail : &close_tail;
+                 * (hundreds of ms for a large deleted file) waits for nobody; but one close
+                 * after every few seals, so that deleted files do not keep their blocks
+                 * and descriptors while partitions keep rolling. */
+                bool seal = head && (!close_head || seals_in_a_row < SEALS_BEFORE_A_CLOSE);
+                seals_in_a_row = seal ? seals_in_a_row + 1 : 0;
+                struct sync_job **h = seal ? &head : &close_head, **t = seal ? &tail : &close_tail;
                 struct sync_job *job = *h;
                 *h = job->next;
                 if (!*h)

@@ -6,8 +6,9 @@
  * it is done.
  *
  * One thread for the process, started by the first job; seals run in submission order,
- * closes (syncer_close) when no seal waits.
- * The API is for the loop thread; the thread touches only the job. */
+ * closes (syncer_close) when no seal waits or after every four seals.
+ * The API is for the loop thread (syncer_close: any thread); the thread touches only
+ * the job. */
 #ifndef STRATUS_BROKER_STORAGE_SYNCER_H
 #define STRATUS_BROKER_STORAGE_SYNCER_H
 
@@ -23,7 +24,7 @@ struct sync_job;
 struct sync_job *syncer_submit(const int *fds, int nfds, const char *dir, const char *path,
                                int64_t recovery_point);
 
-/* Closes <fd> on the sync thread, after the jobs queued before. For the last
+/* Closes <fd> on the sync thread, after the closes queued before. For the last
  * descriptor of a deleted segment file: that close frees the file's blocks, which takes
  * milliseconds per MiB (a 1 GiB segment: hundreds of ms) and would stall the loop. */
 void syncer_close(int fd); /* any thread */
