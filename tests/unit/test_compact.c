@@ -443,15 +443,25 @@ TEST(compaction_in_the_background_matches_the_foreground)
         free(dir_b);
 }
 
+/* A compacted log of 300-byte segments in test_tmpdir/<name> (path in *<dir>, the
+ * caller's) holding fill_six_keys() at T0. */
+static struct plog *open_six_keys(const char *name, char **dir)
+{
+        struct plog_config cfg = compact_config(300);
+        *dir = xasprintf("%s/%s", test_tmpdir, name);
+        int err = 0;
+        struct plog *log = plog_open(*dir, &cfg, false, &err);
+        if (log)
+                fill_six_keys(log, T0);
+        return log;
+}
+
 /* Segments deleted while a pass runs are not brought back by it; the rest is cleaned. */
 TEST(compaction_in_the_background_skips_segments_deleted_meanwhile)
 {
-        struct plog_config cfg = compact_config(300);
-        char *dir = xasprintf("%s/compact-bg-c", test_tmpdir);
-        int err = 0;
-        struct plog *log = plog_open(dir, &cfg, false, &err);
+        char *dir;
+        struct plog *log = open_six_keys("compact-bg-c", &dir);
         CHECK(log);
-        fill_six_keys(log, T0);
         fill_six_keys(log, T0 + 100);
         int segs = plog_segment_count(log);
         CHECK(segs > 4);
@@ -477,11 +487,10 @@ TEST(compaction_in_the_background_skips_segments_deleted_meanwhile)
 TEST(compaction_in_the_background_stops_with_the_log)
 {
         struct plog_config cfg = compact_config(300);
-        char *dir = xasprintf("%s/compact-bg-d", test_tmpdir);
+        char *dir;
         int err = 0;
-        struct plog *log = plog_open(dir, &cfg, false, &err);
+        struct plog *log = open_six_keys("compact-bg-d", &dir);
         CHECK(log);
-        fill_six_keys(log, T0);
         struct plog_compact_stats st;
         CHECK_EQ(plog_compact_background(log, T0 + 200, &st), 1);
         CHECK_EQ(plog_destroy(log), 0);
@@ -520,14 +529,11 @@ TEST(compaction_in_the_background_stops_with_the_log)
  * cleans it. */
 TEST(compaction_in_the_background_failed_swap_loses_nothing)
 {
-        struct plog_config cfg = compact_config(300);
-        char *dir = xasprintf("%s/compact-bg-e", test_tmpdir);
+        char *dir;
+        struct plog *log = open_six_keys("compact-bg-e", &dir);
         char *first = xasprintf("%s/cleaning/00000000000000000000.log", dir);
         char *first_ti = xasprintf("%s/cleaning/00000000000000000000.timeindex", dir);
-        int err = 0;
-        struct plog *log = plog_open(dir, &cfg, false, &err);
         CHECK(log);
-        fill_six_keys(log, T0);
         struct seen before, after;
         CHECK_EQ(read_all(log, &before), 0);
         struct plog_compact_stats st;
