@@ -507,6 +507,7 @@ int broker_start(struct broker *broker, struct loop *loop)
         broker->loop = loop;
         broker->data_dir = xstrdup(broker->cfg.log_dirs);
         map_init(&broker->topics);
+        map_init(&broker->namespaces);
         int rc = fileio_mkdirs(broker->data_dir);
         if (rc < 0) {
                 log_error("cannot create log.dirs %s: %s", broker->data_dir, strerror(-rc));

@@ -45,6 +45,7 @@ struct topic {
         struct plog **partitions;  /* partition_count entries */
         struct map configs;        /* topic-level overrides: key -> heap string value */
         int64_t *unflushed;        /* per partition: messages appended since the last fsync */
+        int ns_index;              /* its place in its namespace's list (topic.c) */
 };
 
 struct broker {
@@ -55,6 +56,7 @@ struct broker {
         struct listener *listeners;
         int nlisteners;
         struct map topics;     /* name -> struct topic */
+        struct map namespaces; /* a name up to its first '_' -> the topics so named (topic.c) */
         struct conn *conns;    /* doubly linked list of open connections */
         int nconns;
         struct conn *closed;   /* connections closed this iteration, freed before sleep */
@@ -93,6 +95,10 @@ void broker_stop(struct broker *broker);
 
 /* The topic named <name, len>, or NULL. */
 struct topic *broker_topic(struct broker *broker, const char *name, size_t len);
+/* The topics whose names begin with namespace <ns, len>: a name up to and including its
+ * first '_', as a tenant's "<lkc-id>_" (empty: names without '_'). Sets *<n>; the array
+ * is the broker's, valid until a topic is created or deleted. */
+struct topic *const *broker_namespace_topics(struct broker *broker, const char *ns, size_t len, int *n);
 /* The partition log of <topic>/<partition>, or NULL when out of range. */
 struct plog *broker_partition(struct broker *broker, struct topic *topic, int32_t partition);
 

@@ -228,6 +228,61 @@ struct topic *broker_topic(struct broker *broker, const char *name, size_t len)
         return map_get(&broker->topics, name, len);
 }
 
+/* ---- namespaces: the topics of a tenant without a walk over every topic ---------- */
+
+/* The topics of one namespace, in no particular order (removal swaps the last in). */
+struct topic_ns {
+        struct topic **topics;
+        int n, cap;
+};
+
+static size_t namespace_len(const char *name)
+{
+        const char *underscore = strchr(name, '_');
+        return underscore ? (size_t)(underscore - name) + 1 : 0;
+}
+
+/* Makes <topic> known by name and in its namespace. */
+static void add_topic(struct broker *broker, struct topic *topic)
+{
+        map_put(&broker->topics, topic->name, strlen(topic->name), topic);
+        size_t len = namespace_len(topic->name);
+        struct topic_ns *ns = map_get(&broker->namespaces, topic->name, len);
+        if (!ns) {
+                ns = xcalloc(1, sizeof(*ns));
+                map_put(&broker->namespaces, topic->name, len, ns);
+        }
+        if (ns->n == ns->cap) {
+                ns->cap = ns->cap ? ns->cap * 2 : 4;
+                ns->topics = xrealloc(ns->topics, (size_t)ns->cap * sizeof(*ns->topics));
+        }
+        topic->ns_index = ns->n;
+        ns->topics[ns->n++] = topic;
+}
+
+static void remove_topic(struct broker *broker, struct topic *topic)
+{
+        map_del(&broker->topics, topic->name, strlen(topic->name));
+        size_t len = namespace_len(topic->name);
+        struct topic_ns *ns = map_get(&broker->namespaces, topic->name, len);
+        ASSERT(ns && topic->ns_index < ns->n && ns->topics[topic->ns_index] == topic);
+        struct topic *last = ns->topics[--ns->n];
+        ns->topics[topic->ns_index] = last;
+        last->ns_index = topic->ns_index;
+        if (ns->n == 0) {
+                map_del(&broker->namespaces, topic->name, len);
+                free(ns->topics);
+                free(ns);
+        }
+}
+
+struct topic *const *broker_namespace_topics(struct broker *broker, const char *ns_name, size_t len, int *n)
+{
+        const struct topic_ns *ns = map_get(&broker->namespaces, ns_name, len);
+        *n = ns ? ns->n : 0;
+        return ns ? ns->topics : NULL;
+}
+
 struct plog *broker_partition(struct broker *broker, struct topic *topic, int32_t partition)
 {
         if (!topic || partition < 0 || partition >= topic->partition_count)
@@ -268,7 +323,7 @@ int broker_create_topic(struct broker *broker, const char *name, int32_t partiti
                 topic_free(topic);
                 return rc;
         }
-        map_put(&broker->topics, topic->name, strlen(topic->name), topic);
+        add_topic(broker, topic);
         log_info("created topic=%s partitions=%d", name, partitions);
         if (out)
                 *out = topic;
@@ -284,7 +339,7 @@ int broker_delete_topic(struct broker *broker, struct topic *topic)
                 log_error("cannot delete topic metadata topic=%s: %s", topic->name, strerror(-rc));
                 return rc;
         }
-        map_del(&broker->topics, topic->name, strlen(topic->name));
+        remove_topic(broker, topic);
         /* As Kafka does, committed offsets of a deleted topic go with it. */
         if (broker->groups)
                 group_coordinator_topic_deleted(broker->groups, topic->name);
@@ -385,7 +440,7 @@ static int topic_load(struct broker *broker, const char *name, const char *path,
                 topic_free(topic);
                 return rc;
         }
-        map_put(&broker->topics, topic->name, strlen(topic->name), topic);
+        add_topic(broker, topic);
         return 0;
 }
 
@@ -472,4 +527,10 @@ void topics_close(struct broker *broker)
                 topic_free(topic);
         }
         map_deinit(&broker->topics);
+        for (size_t it = 0; map_next(&broker->namespaces, &it, &key, &value);) {
+                struct topic_ns *ns = value;
+                free(ns->topics);
+                free(ns);
+        }
+        map_deinit(&broker->namespaces);
 }

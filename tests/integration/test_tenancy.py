@@ -300,6 +300,39 @@ def test_partition_quota_refuses_topics_beyond_it(broker_factory, workdir):
     admin.create_topics([NewTopic("t2", 2, 1)])["t2"].result(20)
 
 
+def test_topic_lists_follow_creates_and_deletes_per_tenant(tenant_broker):
+    """Metadata for all topics and the partition count come from the tenant's own
+    namespace (not a walk over every topic): they follow creations and deletions in any
+    order, other tenants' changes do not show, and a restart rebuilds them."""
+    b = tenant_broker
+    admin_a, admin_b = AdminClient(rd(b, *CREDS[TENANT_A])), AdminClient(rd(b, *CREDS[TENANT_B]))
+    names = ["t%d" % i for i in range(8)]
+    for f in admin_a.create_topics([NewTopic(n, 1 + i % 3, 1) for i, n in enumerate(names)]).values():
+        f.result(20)
+    admin_b.create_topics([NewTopic("t0", 1, 1), NewTopic("only-b", 2, 1)])["only-b"].result(20)
+    # Plain names that look like a namespace (no tenant has it), seen by the operator only.
+    operator = AdminClient({"bootstrap.servers": b.bootstrap})
+    operator.create_topics([NewTopic("plain_topic", 1, 1)])["plain_topic"].result(20)
+    wait_until(lambda: set(admin_b.list_topics(timeout=10).topics) == {"t0", "only-b"}, what="B's topics")
+    for n in ("t1", "t6", "t3"):  # first, last-but-one, middle: the list is reordered
+        admin_a.delete_topics([n])[n].result(20)
+    left = set(names) - {"t1", "t6", "t3"}
+    wait_until(lambda: set(admin_a.list_topics(timeout=10).topics) == left, what="A's topics after deletes")
+    assert set(admin_b.list_topics(timeout=10).topics) == {"t0", "only-b"}
+    # The partition count of A is its remaining topics' (a quota check reads it).
+    conn = TenantConn(b, "KEYA", "secret-a")
+    all_topics = struct.pack(">ib", -1, 0)  # a null topic list: every topic, no auto-creation
+    _cid, topics = wire.parse_metadata_v4_response(conn.call(wire.METADATA, 4, all_topics))
+    conn.close()
+    assert set(topics) == left
+    assert all(topics[n] == (0, 1 + names.index(n) % 3) for n in left), topics
+    assert "plain_topic" in operator.list_topics(timeout=10).topics
+    b.restart()
+    admin_a, admin_b = AdminClient(rd(b, *CREDS[TENANT_A])), AdminClient(rd(b, *CREDS[TENANT_B]))
+    wait_until(lambda: set(admin_a.list_topics(timeout=10).topics) == left, what="A's topics after a restart")
+    assert set(admin_b.list_topics(timeout=10).topics) == {"t0", "only-b"}
+
+
 def test_topic_names_are_limited_to_what_fits_beside_the_prefix(tenant_broker):
     admin = AdminClient(rd(tenant_broker, *CREDS[TENANT_A]))
     limit = 249 - len(TENANT_A + "_")

@@ -56,16 +56,29 @@ int handle_metadata(struct request *req)
 
         bool all = msg.topics_count < 0 || (version == 0 && msg.topics_count == 0);
         if (all) {
-                resp.topics = request_alloc(req, (int32_t)broker->topics.len, sizeof(*resp.topics));
-                const char *key;
-                void *value;
+                const char *ns;
+                size_t ns_len;
                 int32_t i = 0;
-                for (size_t it = 0; map_next(&broker->topics, &it, &key, &value) && i < (int32_t)broker->topics.len;) {
-                        struct topic *topic = value;
-                        if (!tenancy_visible(req->conn, topic->name, strlen(topic->name)))
-                                continue; /* another tenant's */
-                        metadata_response_metadata_response_topic_init(&resp.topics[i]);
-                        fill_topic(req, topic, &resp.topics[i++]);
+                if (tenancy_namespace(req->conn, &ns, &ns_len)) {
+                        /* A tenant's own topics only, without walking everyone's. */
+                        int n;
+                        struct topic *const *topics = broker_namespace_topics(broker, ns, ns_len, &n);
+                        resp.topics = request_alloc(req, n, sizeof(*resp.topics));
+                        for (int k = 0; k < n; k++) {
+                                if (!tenancy_visible(req->conn, topics[k]->name, strlen(topics[k]->name)))
+                                        continue; /* the bare prefix: no name of the tenant's */
+                                metadata_response_metadata_response_topic_init(&resp.topics[i]);
+                                fill_topic(req, topics[k], &resp.topics[i++]);
+                        }
+                } else {
+                        resp.topics = request_alloc(req, (int32_t)broker->topics.len, sizeof(*resp.topics));
+                        const char *key;
+                        void *value;
+                        for (size_t it = 0; map_next(&broker->topics, &it, &key, &value) &&
+                                            i < (int32_t)broker->topics.len;) {
+                                metadata_response_metadata_response_topic_init(&resp.topics[i]);
+                                fill_topic(req, value, &resp.topics[i++]);
+                        }
                 }
                 resp.topics_count = i;
                 request_respond(req, &resp);

@@ -171,6 +171,16 @@ int32_t tenancy_fetch_allowance(const struct conn *conn, int32_t max_bytes)
         return tokens < max_bytes ? (int32_t)tokens : max_bytes;
 }
 
+bool tenancy_namespace(const struct conn *conn, const char **ns, size_t *len)
+{
+        const struct tenant_state *ts = conn ? conn->tenant : NULL;
+        if (!ts)
+                return false;
+        *ns = ts->names.prefix;
+        *len = ts->names.prefix_len;
+        return true;
+}
+
 bool tenancy_visible(const struct conn *conn, const char *internal, size_t len)
 {
         const struct tenant_state *ts = conn ? conn->tenant : NULL;
@@ -216,15 +226,12 @@ const char *tenancy_check_topic_name(const struct conn *conn, const char *intern
 
 int64_t tenancy_partitions(struct broker *broker, const struct tenant_state *ts)
 {
-        int64_t n = 0;
-        const char *key;
-        void *value;
-        for (size_t i = 0; map_next(&broker->topics, &i, &key, &value);) {
-                const struct topic *topic = value;
-                if (strncmp(topic->name, ts->names.prefix, ts->names.prefix_len) == 0)
-                        n += topic->partition_count;
-        }
-        return n;
+        int n;
+        struct topic *const *topics = broker_namespace_topics(broker, ts->names.prefix, ts->names.prefix_len, &n);
+        int64_t partitions = 0;
+        for (int i = 0; i < n; i++)
+                partitions += topics[i]->partition_count;
+        return partitions;
 }
 
 int tenancy_check_partitions(const struct conn *conn, int64_t adding, char *err, size_t err_len)

@@ -70,6 +70,9 @@ void tenancy_on_throttle(struct request *req);
 /* The most bytes a Fetch of <conn> may return now (at least 1: one batch always goes). */
 int32_t tenancy_fetch_allowance(const struct conn *conn, int32_t max_bytes);
 
+/* <conn>'s tenant's namespace (its "<lkc-id>_" prefix; see broker_namespace_topics()).
+ * Returns false, setting nothing, without a tenant. */
+bool tenancy_namespace(const struct conn *conn, const char **ns, size_t *len);
 /* Whether stored name <internal> belongs to <conn>'s namespace (always, without a tenant). */
 bool tenancy_visible(const struct conn *conn, const char *internal, size_t len);
 /* The cluster id <conn> sees: its LKC id, or the broker's. */
