@@ -81,6 +81,7 @@ def one_run(binary, mb):
     work = tempfile.mkdtemp(prefix="stratus-cstall-", dir="/tmp")
     data, port = os.path.join(work, "data"), free_port()
     log = open(os.path.join(work, "broker.log"), "w")
+    b = None
     try:
         b = start(binary, port, data, 3600000, log)
         bs = "127.0.0.1:%d" % port
@@ -100,13 +101,17 @@ def one_run(binary, mb):
                 p.poll(0)
         assert p.flush(60) == 0
         stop(b)
+        b = None
         b = start(binary, port, data, 2000, log)
         p50, worst, n = ping_for(port, 8)
         stop(b)
+        b = None
         log.close()
         lines = [ln.strip() for ln in open(os.path.join(work, "broker.log")) if "compacted dir=" in ln]
         return p50, worst, n, lines
     finally:
+        if b is not None:  # a failure on the way: the broker started here goes too
+            stop(b)
         shutil.rmtree(work, ignore_errors=True)
 
 
