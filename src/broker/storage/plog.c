@@ -256,6 +256,8 @@ static bool has_offset(const int64_t *arr, int n, int64_t offset)
         return n > 0 && bsearch(&offset, arr, (size_t)n, sizeof(*arr), cmp_i64) != NULL;
 }
 
+static void discard_work_dir(const char *work_dir);
+
 /* Lists segments and snapshots in the directory, deleting leftovers of ours (temporary
  * files, index files without a segment) and warning about foreign files. */
 static int list_dir(struct plog *log, struct dir_listing *ls)
@@ -276,7 +278,7 @@ static int list_dir(struct plog *log, struct dir_listing *ls)
                 if (!strcmp(name, CLEANING_DIR)) { /* a compaction pass a crash cut short */
                         char *path = xasprintf("%s/%s", log->dir, name);
                         log_info("removing leftover path=%s (an unfinished compaction)", path);
-                        fileio_remove_tree(path);
+                        discard_work_dir(path);
                         free(path);
                         errno = 0;
                         continue;
@@ -825,7 +827,7 @@ struct clean_seg {
         int64_t size_bytes; /* read up to here (the active segment grows beyond it) */
         int64_t next_base;  /* -1: the active segment, learned from but not cleaned */
         atomic_int state;   /* enum clean_state: the thread moves it on, then the loop */
-        int64_t new_size, records_removed, batches_removed;
+        int64_t records_removed, batches_removed;
 };
 
 /* A closed segment's way through a pass. The thread sets COPY_READY or NO_COPY (in
@@ -835,7 +837,7 @@ enum clean_state { CLEAN_PENDING, CLEAN_COPY_READY, CLEAN_NO_COPY, CLEAN_APPLIED
 /* One compaction pass of a log: built on the loop thread, run by a thread of its own
  * (touching only this struct and files), applied on the loop thread. */
 struct clean_job {
-        char *dir, *work_dir;
+        char *work_dir;
         int32_t index_interval_bytes;
         int64_t tombstone_before_ms;
         struct clean_seg *segs;
@@ -846,8 +848,7 @@ struct clean_job {
         atomic_bool cancel;  /* the log is going: stop at the next batch */
         atomic_bool done;
         int next_apply;      /* loop thread: the first segment not yet dealt with */
-        bool failed;         /* loop thread: a swap failed; nothing after it is applied */
-        int swap_err;        /* loop thread: that failure */
+        int swap_err;        /* loop thread: a swap failed (nothing after it is applied) */
         struct plog_compact_stats st; /* loop thread: what was swapped in so far */
 };
 
@@ -858,7 +859,6 @@ static int cleaners_running;
 struct compaction {
         struct clean_job *job;
         struct map latest;         /* key -> newest offset with that key */
-        int64_t tombstone_before_ms; /* tombstones older than this may go */
         bool tombstones_may_go;    /* scratch: the batch looked at is older than delete.retention.ms */
         bool opaque;               /* the log holds compressed batches (keys not known) */
         int64_t base_offset;       /* scratch: of that batch */
@@ -915,7 +915,7 @@ static void note_batch(struct compaction *c, const struct record_batch_header *h
         c->base_offset = h->base_offset;
         /* A tombstone goes only when no batch we cannot read may hold an older value of
          * its key, which would come back without it. */
-        c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->tombstone_before_ms;
+        c->tombstones_may_go = !c->opaque && h->max_timestamp >= 0 && h->max_timestamp < c->job->tombstone_before_ms;
 }
 
 static void count_going(void *arg, int32_t offset_delta, const uint8_t *key, int64_t key_len, bool null_value)
@@ -1038,7 +1038,7 @@ static bool wait_until_applied(struct clean_job *job, int upto)
  * closed one that has records to remove into the work directory. */
 static void run_clean(struct clean_job *job)
 {
-        struct compaction c = { .job = job, .tombstone_before_ms = job->tombstone_before_ms };
+        struct compaction c = { .job = job };
         map_init(&c.latest);
         discard_work_dir(job->work_dir); /* nothing of an earlier pass is in use */
         int err = fileio_mkdirs(job->work_dir);
@@ -1060,7 +1060,7 @@ static void run_clean(struct clean_job *job)
                 if (rc == 1) {
                         c.seg = cs;
                         rc = segment_write_cleaned(fd, cs->size_bytes, job->work_dir, cs->base_offset, cs->next_base,
-                                                   job->index_interval_bytes, keep_records, &c, &cs->new_size);
+                                                   job->index_interval_bytes, keep_records, &c);
                         if (rc == 0)
                                 atomic_store(&cs->state, CLEAN_COPY_READY);
                 } else if (rc == 0) {
@@ -1086,7 +1086,6 @@ static void free_job(struct clean_job *job)
         for (int i = 0; i < job->nsegs; i++)
                 free(job->segs[i].path);
         free(job->segs);
-        free(job->dir);
         free(job->work_dir);
         free(job);
 }
@@ -1094,7 +1093,6 @@ static void free_job(struct clean_job *job)
 static struct clean_job *new_job(struct plog *log, int64_t now_ms)
 {
         struct clean_job *job = xcalloc(1, sizeof(*job));
-        job->dir = xstrdup(log->dir);
         job->work_dir = xasprintf("%s/" CLEANING_DIR, log->dir);
         job->index_interval_bytes = log->cfg.index_interval_bytes;
         job->tombstone_before_ms = now_ms - log->cfg.delete_retention_ms;
@@ -1150,7 +1148,7 @@ static void apply_ready(struct plog *log, struct clean_job *job)
 {
         struct plog_compact_stats *st = &job->st;
         bool renamed = false;
-        while (job->next_apply < job->nsegs && !job->failed) {
+        while (job->next_apply < job->nsegs && !job->swap_err) {
                 struct clean_seg *cs = &job->segs[job->next_apply];
                 int state = cs->next_base < 0 ? CLEAN_NO_COPY : atomic_load(&cs->state);
                 if (state == CLEAN_PENDING)
@@ -1180,7 +1178,6 @@ static void apply_ready(struct plog *log, struct clean_job *job)
                                 log->layout_gen++;
                         }
                         if (err) { /* stop the thread too: nothing it makes now is applied */
-                                job->failed = true;
                                 job->swap_err = err;
                                 atomic_store(&job->cancel, true);
                         }

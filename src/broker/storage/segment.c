@@ -900,8 +900,7 @@ static int sync_path(const char *path)
 }
 
 int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, int64_t base_offset,
-                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx,
-                          int64_t *new_size)
+                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx)
 {
         char *path = xasprintf("%s/%020" PRId64 ".log", work_dir, base_offset);
         int fd = fileio_open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -919,7 +918,6 @@ int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, 
         struct segment *seg = open_segment(work_dir, base_offset, next_base, false, true, index_interval_bytes, &err);
         if (!seg)
                 return err;
-        *new_size = seg->size_bytes;
         err = sync_path(seg->offset_index.path);
         if (!err)
                 err = sync_path(seg->time_index.path);

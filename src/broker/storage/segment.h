@@ -134,11 +134,10 @@ int segment_scan_file(int fd, int64_t size_bytes, segment_bytes_fn *fn, void *ct
 /* Log compaction, the part off the loop thread: writes what <keep> makes of each batch
  * of the closed segment in <src_fd> (<size_bytes> long; offsets unchanged, so the
  * segment's offsets get gaps) to <work_dir>/<base>.log, builds its indexes beside it and
- * makes all three durable; *<new_size> is the new .log size. Touches no struct segment of
+ * makes all three durable. Touches no struct segment of
  * the log. Returns 0 or a negative errno (files may be left in <work_dir>). */
 int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, int64_t base_offset,
-                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx,
-                          int64_t *new_size);
+                          int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx);
 /* The loop thread's part: replaces <seg>'s files in <dir> with those
  * segment_write_cleaned() left in <work_dir>, atomically per file and in an order after
  * which a crash leaves the old or the new .log with its own indexes or none (rebuilt at

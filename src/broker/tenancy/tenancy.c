@@ -274,20 +274,6 @@ static const struct family {
 
 void tenancy_metrics(struct broker *broker, struct buf *out)
 {
-        /* Partitions per tenant in one pass over the topics. */
-        const char *k;
-        void *v;
-        for (size_t i = 0; map_next(&broker->tenant_states, &i, &k, &v);)
-                ((struct tenant_state *)v)->partitions_seen = 0;
-        for (size_t i = 0; map_next(&broker->topics, &i, &k, &v);) {
-                const struct topic *topic = v;
-                const char *sep = strchr(topic->name, '_');
-                struct tenant_state *ts = sep ? map_get(&broker->tenant_states, topic->name,
-                                                        (size_t)(sep - topic->name))
-                                              : NULL;
-                if (ts)
-                        ts->partitions_seen += topic->partition_count;
-        }
         for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
                 const struct family *fam = &families[f];
                 buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name, fam->type);
@@ -313,7 +299,7 @@ void tenancy_metrics(struct broker *broker, struct buf *out)
                         case FV_CONNECTIONS: n = ts->connections; break;
                         case FV_CONNECTIONS_TOTAL: n = (int64_t)ts->connections_total; break;
                         case FV_CONNECTIONS_REJECTED: n = (int64_t)ts->connections_rejected; break;
-                        case FV_PARTITIONS: n = ts->partitions_seen; break;
+                        case FV_PARTITIONS: n = tenancy_partitions(broker, ts); break; /* its namespace's topics */
                         case FV_THROTTLE_SECONDS: break;
                         }
                         buf_printf(out, "%s{tenant=\"%s\"} %lld\n", fam->name, ts->id, (long long)n);

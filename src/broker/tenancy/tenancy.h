@@ -43,7 +43,6 @@ struct tenant_state {
         uint64_t bytes_in, bytes_out, requests_total, throttled_requests;
         uint64_t connections_total, connections_rejected;
         int64_t throttle_ms_total;
-        int64_t partitions_seen;      /* scratch of tenancy_metrics() */
 };
 
 /* Brings the states in line with the tenants file just loaded: new tenants get a state,
