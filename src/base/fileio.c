@@ -62,14 +62,24 @@ int fileio_open(const char *path, int flags, mode_t mode)
         }
 }
 
-int fileio_fsync_dir(const char *dir)
+static int fsync_opened(const char *path, int flags)
 {
-        int fd = fileio_open(dir, O_RDONLY | O_DIRECTORY, 0);
+        int fd = fileio_open(path, O_RDONLY | flags, 0);
         if (fd < 0)
                 return fd;
         int err = fsync(fd) < 0 ? -errno : 0;
         close(fd);
         return err;
+}
+
+int fileio_fsync_dir(const char *dir)
+{
+        return fsync_opened(dir, O_DIRECTORY);
+}
+
+int fileio_fsync_path(const char *path)
+{
+        return fsync_opened(path, 0);
 }
 
 int fileio_replace(const char *dir, const char *path, const void *data, size_t len)

@@ -21,6 +21,8 @@ int fileio_open(const char *path, int flags, mode_t mode);
 
 /* fsyncs the directory <dir> so that creations, renames and unlinks in it are durable. */
 int fileio_fsync_dir(const char *dir);
+/* fsyncs the file at <path> (opened read-only for it). Returns 0 or a negative errno. */
+int fileio_fsync_path(const char *path);
 
 /* Replaces <path> atomically with <len> bytes: writes <path>.tmp, fsyncs it, renames it
  * over <path> and fsyncs <dir>. */

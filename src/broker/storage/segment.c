@@ -889,16 +889,6 @@ static int rewrite_one(void *arg, const struct record_batch_header *h, const uin
         return 0;
 }
 
-static int sync_path(const char *path)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        int err = fsync(fd) < 0 ? -errno : 0;
-        close(fd);
-        return err;
-}
-
 int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, int64_t base_offset,
                           int64_t next_base, int32_t index_interval_bytes, segment_keep_fn *keep, void *ctx)
 {
@@ -918,9 +908,9 @@ int segment_write_cleaned(int src_fd, int64_t size_bytes, const char *work_dir, 
         struct segment *seg = open_segment(work_dir, base_offset, next_base, false, true, index_interval_bytes, &err);
         if (!seg)
                 return err;
-        err = sync_path(seg->offset_index.path);
+        err = fileio_fsync_path(seg->offset_index.path);
         if (!err)
-                err = sync_path(seg->time_index.path);
+                err = fileio_fsync_path(seg->time_index.path);
         segment_free(seg);
         return err;
 }
